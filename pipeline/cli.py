@@ -1,0 +1,333 @@
+"""The ``papermail`` command.
+
+Every step goes through the Celery tasks in ``workers.tasks``: in-process when
+BROKER_URL is unset, queued for ``celery -A workers worker`` when it is set.
+Errors a user can cause end in one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlmodel import Session, select
+
+from pipeline import jobs, slots
+from pipeline.dispatch import delivery_counts, iter_unsettled
+from pipeline.errors import ConfigError, PapermailError
+from pipeline.models import Subscriber, SubscriberStatus, utcnow
+from pipeline.rank import EXPLAIN_COLUMNS, explain_rows
+from pipeline.settings import Settings, get_settings
+from pipeline.subscribers import add_subscriber, import_rows, list_subscribers, read_csv_emails
+
+app = typer.Typer(
+    help="papermail: a daily email of the machine-learning papers that are trending.\n\n"
+    "The daily job is: ingest -> rank -> build (render once) -> send. `papermail run` does all of it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+subscribers_app = typer.Typer(help="Add, import and list subscribers.", no_args_is_help=True)
+app.add_typer(subscribers_app, name="subscribers")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+DEMO_SUBSCRIBERS = ("ada@example.org", "grace@example.org", "alan@example.org")
+
+DateOpt = Annotated[
+    Optional[str],
+    typer.Option("--date", help="The day whose papers the issue ranks (YYYY-MM-DD). Default: yesterday (UTC)."),
+]
+SourceOpt = Annotated[
+    str,
+    typer.Option(
+        "--source",
+        help="Where papers come from: hf (Hugging Face daily papers), arxiv (arXiv categories from settings), "
+        "sample (the bundled real sample of 2025-03-21, offline) or file:PATH (a saved daily-papers JSON).",
+    ),
+]
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]).upper() or "settings"
+        raise ConfigError(f"bad setting {where}: {first['msg']}") from None
+
+
+def parse_day(value: str | None, *, source: str | None = None) -> dt.date:
+    if value is None:
+        return jobs.sample_day() if source == jobs.SAMPLE else jobs.default_day(utcnow())
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2025-03-21", param_hint="--date") from None
+
+
+def eager(cfg: Settings) -> bool:
+    return cfg.broker_url is None
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+@app.command()
+def init(demo: Annotated[bool, typer.Option(help="Also add three confirmed demo subscribers (@example.org).")] = False) -> None:
+    """Create the database tables (safe to run again)."""
+    cfg = settings()
+    engine = jobs.engine(cfg)
+    out.print(f"database ready: {engine.url.render_as_string(hide_password=True)}")
+    if demo:
+        with Session(engine) as session:
+            for email in DEMO_SUBSCRIBERS:
+                add_subscriber(session, email=email, confirmed=True)
+            session.commit()
+        out.print(f"demo subscribers: {', '.join(DEMO_SUBSCRIBERS)}")
+
+
+@app.command()
+def ingest(date: DateOpt = None, source: SourceOpt = "hf") -> None:
+    """Fetch the day's papers and store them with a snapshot of their engagement."""
+    cfg = settings()
+    day = parse_day(date, source=source)
+    from workers import tasks
+
+    summary = tasks.ingest.delay(day.isoformat(), source)
+    if not eager(cfg):
+        out.print(f"ingest of {day} from {source} queued")
+        return
+    _print_ingest(summary.get())
+
+
+def _print_ingest(summary: dict) -> None:
+    out.print(
+        f"ingested {summary['day']} from {summary['source']}: {summary['new']} new papers, "
+        f"{summary['updated']} updated, {summary['snapshots']} engagement snapshots"
+    )
+    skipped = summary["skipped"]
+    if skipped:
+        err.print(f"skipped {len(skipped)} malformed record(s):")
+        for ref, reason in skipped:
+            err.print(f"  {ref}: {reason}", markup=False, highlight=False)
+
+
+@app.command()
+def rank(
+    date: DateOpt = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Show each paper's score and its parts.")] = False,
+    limit: Annotated[int, typer.Option(help="How many papers to show.")] = 20,
+) -> None:
+    """Rank the day's papers by trend score (nothing is stored)."""
+    cfg = settings()
+    day = parse_day(date)
+    from pipeline.issues import rank_day
+
+    req = jobs.rank_request(cfg, day=day, now=utcnow())
+    with Session(jobs.engine(cfg)) as session:
+        scores, papers = rank_day(session, req)
+    if not scores:
+        raise PapermailError(f"no papers listed on {day}: run papermail ingest --date {day} first")
+    out.print(f"{len(scores)} papers listed on {day}, scored as of {req.as_of:%Y-%m-%d %H:%M} UTC")
+    table = Table(*(EXPLAIN_COLUMNS if explain else ("rank", "score", "title")), show_lines=False)
+    for row, score in zip(explain_rows(scores[:limit]), scores[:limit]):
+        if explain:
+            table.add_row(*row)
+        else:
+            table.add_row(row[0], row[2], papers[score.arxiv_id].title[:90])
+    out.print(table)
+    if explain:
+        w = req.weights
+        out.print(
+            f"score = ({w.upvote:g}·upvotes/h + {w.comment:g}·comments/h + {w.star:g}·log10(1+stars))"
+            f" × 0.5^(age/{w.half_life_hours:g} h); velocity over the last {w.window_hours:g} h of snapshots"
+        )
+
+
+@app.command()
+def build(
+    date: DateOpt = None,
+    force: Annotated[bool, typer.Option(help="Rebuild an issue that exists but has not been sent.")] = False,
+) -> None:
+    """Rank the day's papers and render the issue once (frozen afterwards)."""
+    cfg = settings()
+    day = parse_day(date)
+    issue, built = jobs.build(cfg, day=day, force=force)
+    state = "built" if built else "already built"
+    out.print(f"issue {day} {state}: {len(issue.items)} papers, {len(issue.html.encode()) / 1024:.0f} KB HTML")
+    out.print(f"subject: {issue.subject}", markup=False, highlight=False)
+
+
+@app.command()
+def send(date: DateOpt = None) -> None:
+    """Send the day's issue to every confirmed subscriber who has not received it yet."""
+    cfg = settings()
+    _send(cfg, parse_day(date))
+
+
+def _send(cfg: Settings, day: dt.date) -> None:
+    from workers import tasks
+
+    if not eager(cfg):
+        tasks.dispatch.delay(day.isoformat())
+        out.print(f"sending of {day} queued; follow it with: papermail status --date {day}")
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(lambda: tasks.dispatch.delay(day.isoformat()).get())
+        _follow(cfg, day, until=future.done)
+        future.result()  # re-raises what the send raised
+    _print_status(cfg, day)
+
+
+def _follow(cfg: Settings, day: dt.date, *, until) -> None:  # type: ignore[no-untyped-def]
+    """A progress bar over the delivery ledger, until ``until()`` is true."""
+    engine = jobs.engine(cfg)
+    columns = (TextColumn("sending {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as progress:
+        bar = progress.add_task(day.isoformat(), total=None)
+        while True:
+            finished = until()
+            with Session(engine) as session:
+                counts = _counts(session, day)
+            if counts:
+                total = sum(counts.values())
+                progress.update(bar, total=total, completed=total - counts["pending"] - counts["sending"] - counts["retry"])
+            if finished:
+                break
+            time.sleep(0.2)
+
+
+def _counts(session: Session, day: dt.date) -> dict[str, int] | None:
+    from pipeline.models import Issue
+
+    issue = session.exec(select(Issue).where(Issue.date == day)).first()
+    return None if issue is None else delivery_counts(session, issue_id=issue.id)  # type: ignore[arg-type]
+
+
+@app.command()
+def run(date: DateOpt = None, source: SourceOpt = "hf") -> None:
+    """The whole daily job: ingest, rank and build the issue, send it. Running it again sends nothing twice."""
+    cfg = settings()
+    day = parse_day(date, source=source)
+    from workers import tasks
+
+    if not eager(cfg):
+        tasks.run.delay(day.isoformat(), source)
+        out.print(f"daily job for {day} queued; follow it with: papermail status --date {day}")
+        return
+    _print_ingest(tasks.ingest.delay(day.isoformat(), source).get())
+    issue, built = jobs.build(cfg, day=day)
+    out.print(f"issue {day} {'built' if built else 'already built'}: {len(issue.items)} papers — {issue.subject}",
+              markup=False, highlight=False)
+    preview_path = Path("var") / f"preview-{day}.html"
+    _write_preview(cfg, issue.html, preview_path)
+    _send(cfg, day)
+    if not cfg.smtp_url:
+        out.print(f"messages: {cfg.outbox_dir / day.isoformat()}/*.eml")
+    out.print(f"preview:  {preview_path}")
+
+
+@app.command()
+def preview(
+    date: DateOpt = None,
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the HTML.")] = Path("var/preview.html"),
+) -> None:
+    """Write the issue's HTML to a file to look at in a browser."""
+    cfg = settings()
+    day = parse_day(date)
+    with Session(jobs.engine(cfg)) as session:
+        html = jobs.issue_for(session, day).html
+    _write_preview(cfg, html, out_file)
+    out.print(f"preview of {day}: {out_file}")
+
+
+def _write_preview(cfg: Settings, html: str, path: Path) -> None:
+    html = html.replace(slots.UNSUBSCRIBE_URL, f"{cfg.base_url}/u/preview").replace(
+        slots.PREFERENCES_URL, f"{cfg.base_url}/p/preview"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+
+
+@app.command()
+def status(date: DateOpt = None) -> None:
+    """Show an issue's deliveries by state, and any that failed or are uncertain."""
+    _print_status(settings(), parse_day(date))
+
+
+def _print_status(cfg: Settings, day: dt.date) -> None:
+    with Session(jobs.engine(cfg)) as session:
+        issue = jobs.issue_for(session, day)
+        counts = delivery_counts(session, issue_id=issue.id)  # type: ignore[arg-type]
+        problems = [(d.subscriber_id, d.status.value, d.last_error or d.smtp_reply or "") for d in iter_unsettled(session, issue_id=issue.id)]  # type: ignore[arg-type]
+        emails = dict(session.exec(select(Subscriber.id, Subscriber.email).where(
+            Subscriber.id.in_([p[0] for p in problems])))) if problems else {}  # type: ignore[union-attr]
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no deliveries yet"
+    out.print(f"issue {day}: {issue.status.value} — {summary}")
+    for sub_id, state, reason in problems[:50]:
+        out.print(f"  {state:9} {emails.get(sub_id, sub_id)}: {reason}", markup=False, highlight=False)
+    if len(problems) > 50:
+        out.print(f"  … and {len(problems) - 50} more")
+
+
+@subscribers_app.command("add")
+def subscribers_add(
+    emails: Annotated[list[str], typer.Argument(help="One or more addresses.")],
+    pending: Annotated[bool, typer.Option("--pending", help="Store as awaiting confirmation instead of confirmed.")] = False,
+) -> None:
+    """Add subscribers (confirmed unless --pending). An unsubscribed address is never re-added."""
+    with Session(jobs.engine(settings())) as session:
+        for email in emails:
+            sub, created = add_subscriber(session, email=email, confirmed=not pending)
+            note = "added" if created else f"already known ({sub.status.value})"
+            out.print(f"{sub.email}: {note}", markup=False, highlight=False)
+        session.commit()
+
+
+@subscribers_app.command("import")
+def subscribers_import(
+    csv_file: Annotated[Path, typer.Argument(help="A CSV with an 'email' column, or addresses in the first column.")],
+    pending: Annotated[bool, typer.Option("--pending", help="Import as awaiting confirmation.")] = False,
+) -> None:
+    """Import addresses from a CSV file; invalid rows are reported, unsubscribed addresses left alone."""
+    with Session(jobs.engine(settings())) as session:
+        report = import_rows(session, rows=read_csv_emails(csv_file), confirmed=not pending)
+        session.commit()
+    out.print(f"added {report.added}, already subscribed {report.already}, "
+              f"left unsubscribed/bounced {report.kept_unsubscribed}, invalid {len(report.invalid)}")
+    for problem in report.invalid:
+        err.print(f"  {problem}", markup=False, highlight=False)
+
+
+@subscribers_app.command("list")
+def subscribers_list(
+    status_filter: Annotated[Optional[SubscriberStatus], typer.Option("--status", help="Only this status.")] = None,
+) -> None:
+    """List subscribers with their status."""
+    with Session(jobs.engine(settings())) as session:
+        subs = list_subscribers(session, status=status_filter)
+    for sub in subs:
+        out.print(f"{sub.email}\t{sub.status.value}\t{sub.created_at:%Y-%m-%d}", markup=False, highlight=False)
+    err.print(f"{len(subs)} subscriber(s)")
+
+
+def main() -> None:
+    try:
+        app()
+    except PapermailError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

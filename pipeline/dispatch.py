@@ -1,0 +1,395 @@
+"""The delivery ledger: one row per issue × subscriber, the source of truth for sending.
+
+Lifecycle of a delivery row::
+
+    pending ──claim──▶ sending ──2xx──▶ sent
+       ▲                  │ ├──4xx / connection lost──▶ retry ──(due)──▶ claimed again
+       │                  │ ├──5xx──▶ failed (reply kept)
+       │                  │ ├──lost after the final "."──▶ uncertain
+       │                  │ └──subscriber no longer active──▶ skipped
+       └──stale claim, not yet tried──┘
+
+A batch claims a few rows at a time with one compare-and-set UPDATE (``FOR
+UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serialises writers), sends them in
+id order over one connection, and records each result right after the
+server's reply. So if the sender dies, the rows still "sending" under its
+claim are a suffix in id order: the first of them may have been in flight
+and becomes ``uncertain`` (never re-sent automatically: a duplicate is worse
+than asking an operator); the rest were never tried and go back to pending.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import Connection, Engine, bindparam, text
+from sqlmodel import Session, func, select
+
+from pipeline.errors import DeliveryError
+from pipeline.message import MessageTemplate, Recipient
+from pipeline.messengers import Messenger, SendResult
+from pipeline.models import FINAL_STATUSES, Delivery, DeliveryStatus, Issue, IssueStatus, utcnow
+from pipeline.tokens import Purpose, Signer
+
+OPEN_STATUSES = (DeliveryStatus.pending, DeliveryStatus.sending, DeliveryStatus.retry)
+
+
+@dataclass(frozen=True, slots=True)
+class SendContext:
+    """What a batch needs besides the database; built from settings at the edge."""
+
+    envelope_from: str
+    sender_header: object  # email.headerregistry.Address for the From header
+    list_id: str
+    list_name: str
+    base_url: str
+    mail_domain: str
+    unsubscribe_mailbox: str
+    secret_key: str
+    claim_size: int = 50
+    lease_seconds: int = 300
+    retry_base_seconds: int = 300
+    max_attempts: int = 8
+
+
+@dataclass(slots=True)
+class BatchResult:
+    sent: int = 0
+    temporary: int = 0
+    permanent: int = 0
+    uncertain: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def attempted(self) -> int:
+        return self.sent + self.temporary + self.permanent + self.uncertain
+
+
+def _db_time(moment: datetime) -> datetime:
+    """Text SQL binds naive UTC, as the UTCDateTime columns store it."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def archive_url(base_url: str, day: object) -> str:
+    return f"{base_url}/issues/{day}"
+
+
+def build_template(issue: Issue, ctx: SendContext) -> MessageTemplate:
+    return MessageTemplate.build(
+        subject=issue.subject,
+        html=issue.html,
+        text=issue.text,
+        sender=ctx.sender_header,  # type: ignore[arg-type]
+        list_id=ctx.list_id,
+        list_name=ctx.list_name,
+        archive_url=archive_url(ctx.base_url, issue.date),
+        date=issue.send_started_at or utcnow(),
+    )
+
+
+class RecipientFactory:
+    """Per-subscriber values: address, Message-ID and signed links."""
+
+    def __init__(self, issue: Issue, ctx: SendContext) -> None:
+        self._day = issue.date.strftime("%Y%m%d")
+        self._ctx = ctx
+        self._unsubscribe = Signer(ctx.secret_key, Purpose.unsubscribe)
+        self._preferences = Signer(ctx.secret_key, Purpose.preferences)
+
+    def __call__(self, email: str, uid: str) -> Recipient:
+        ctx = self._ctx
+        unsub = self._unsubscribe.sign(uid)
+        return Recipient(
+            address=email,
+            # Stable per issue and subscriber: a resend carries the same id, so clients can de-duplicate.
+            message_id=f"{self._day}.{uid}@{ctx.mail_domain}",
+            unsubscribe_url=f"{ctx.base_url}/u/{unsub}",
+            unsubscribe_mailto=f"{ctx.unsubscribe_mailbox}?subject=unsubscribe%20{unsub}",
+            preferences_url=f"{ctx.base_url}/p/{self._preferences.sign(uid)}",
+        )
+
+
+def open_deliveries(session: Session, *, issue: Issue, now: datetime) -> int:
+    """Snapshot the recipients once: a row per active subscriber. Later runs add nobody.
+
+    Returns how many rows were created (0 when sending had already started).
+    """
+    started = session.execute(
+        text("UPDATE issue SET send_started_at = :now, status = :sending WHERE id = :id AND send_started_at IS NULL"),
+        {"now": _db_time(now), "sending": IssueStatus.sending.name, "id": issue.id},
+    )
+    if started.rowcount != 1:  # type: ignore[attr-defined]
+        return 0
+    created = session.execute(
+        text(
+            "INSERT INTO delivery (issue_id, subscriber_id, status, attempts, updated_at) "
+            "SELECT :issue, id, :pending, 0, :now FROM subscriber WHERE status = :active "
+            "ON CONFLICT (issue_id, subscriber_id) DO NOTHING"
+        ),
+        {"issue": issue.id, "pending": DeliveryStatus.pending.name, "now": _db_time(now), "active": "active"},
+    )
+    session.refresh(issue)
+    return created.rowcount  # type: ignore[attr-defined]
+
+
+def plan_batches(session: Session, *, issue_id: int, size: int) -> list[tuple[int, int]]:
+    """Delivery-id ranges ``(after, upto]`` covering the issue's open rows, ``size`` ids each."""
+    low, high = session.exec(
+        select(func.min(Delivery.id), func.max(Delivery.id)).where(
+            Delivery.issue_id == issue_id, Delivery.status.in_(OPEN_STATUSES)  # type: ignore[attr-defined]
+        )
+    ).one()
+    if low is None:
+        return []
+    return [(after, min(after + size, high)) for after in range(low - 1, high, size)]
+
+
+def recover_stale_claims(session: Session, *, issue_id: int, now: datetime) -> tuple[int, int]:
+    """Settle rows left "sending" by a sender whose lease ran out. Returns (uncertain, released)."""
+    rows = session.execute(
+        text(
+            "SELECT id, claim FROM delivery WHERE issue_id = :issue AND status = :sending "
+            "AND lease_until < :now ORDER BY id"
+        ),
+        {"issue": issue_id, "sending": DeliveryStatus.sending.name, "now": _db_time(now)},
+    ).all()
+    seen: set[str | None] = set()
+    uncertain = released = 0
+    for row_id, claim in rows:
+        first = claim not in seen
+        seen.add(claim)
+        if first:
+            status, error = DeliveryStatus.uncertain, "the sender stopped while this message may have been in flight"
+        else:
+            status, error = DeliveryStatus.pending, None
+        changed = session.execute(
+            text(
+                "UPDATE delivery SET status = :status, claim = NULL, lease_until = NULL, "
+                "last_error = COALESCE(:error, last_error), updated_at = :now, "
+                "attempts = CASE WHEN :status = 'pending' AND attempts > 0 THEN attempts - 1 ELSE attempts END "
+                "WHERE id = :id AND status = :sending AND claim = :claim"
+            ),
+            {"status": status.name, "error": error, "now": _db_time(now), "id": row_id,
+             "sending": DeliveryStatus.sending.name, "claim": claim},
+        ).rowcount  # type: ignore[attr-defined]
+        if changed:
+            uncertain += first
+            released += not first
+    return uncertain, released
+
+
+_CLAIM_SQL = (
+    "UPDATE delivery SET status = :sending, claim = :claim, lease_until = :lease, "
+    "attempts = attempts + 1, updated_at = :now "
+    "WHERE id IN (SELECT id FROM delivery WHERE issue_id = :issue AND id > :after AND id <= :upto "
+    "AND (status = :pending OR (status = :retry AND next_attempt_at <= :now)) "
+    "ORDER BY id LIMIT :limit{lock}) "
+    "AND status IN (:pending, :retry) "
+    "RETURNING id, subscriber_id, attempts"
+)
+
+_RECORD_SQL = text(
+    "UPDATE delivery SET status = :status, smtp_reply = :reply, last_error = :error, "
+    "message_id = COALESCE(:message_id, message_id), sent_at = COALESCE(:sent_at, sent_at), "
+    "next_attempt_at = :next_at, claim = NULL, lease_until = NULL, updated_at = :now "
+    "WHERE id = :id AND claim = :claim"
+)
+
+
+def _claim(conn: Connection, *, issue_id: int, after: int, upto: int, limit: int, claim: str,
+           now: datetime, lease_until: datetime) -> list[tuple[int, int, int]]:
+    lock = " FOR UPDATE SKIP LOCKED" if conn.dialect.name == "postgresql" else ""
+    rows = conn.execute(
+        text(_CLAIM_SQL.format(lock=lock)),
+        {"sending": DeliveryStatus.sending.name, "claim": claim, "lease": _db_time(lease_until),
+         "now": _db_time(now), "issue": issue_id, "after": after, "upto": upto, "limit": limit,
+         "pending": DeliveryStatus.pending.name, "retry": DeliveryStatus.retry.name},
+    ).all()
+    conn.commit()
+    return sorted((r[0], r[1], r[2]) for r in rows)
+
+
+def _subscribers(conn: Connection, ids: list[int]) -> dict[int, tuple[str, str, str]]:
+    stmt = text("SELECT id, email, uid, status FROM subscriber WHERE id IN :ids").bindparams(
+        bindparam("ids", expanding=True)
+    )
+    return {r[0]: (r[1], r[2], r[3]) for r in conn.execute(stmt, {"ids": ids})}
+
+
+def _retry_at(now: datetime, attempts: int, ctx: SendContext) -> datetime:
+    # Exponential backoff with jitter so a recovering server is not hit by every retry at once.
+    delay = min(ctx.retry_base_seconds * 2 ** max(0, attempts - 1), 6 * 3600)
+    return now + timedelta(seconds=delay * random.uniform(0.8, 1.2))
+
+
+def _outcome_row(result: SendResult, *, attempts: int, now: datetime, ctx: SendContext) -> dict[str, object]:
+    row: dict[str, object] = {"reply": result.reply, "error": None, "sent_at": None, "next_at": None}
+    if result.outcome == "sent":
+        row.update(status=DeliveryStatus.sent.name, sent_at=_db_time(now))
+    elif result.outcome == "permanent":
+        row.update(status=DeliveryStatus.failed.name, error=result.reply)
+    elif result.outcome == "uncertain":
+        row.update(status=DeliveryStatus.uncertain.name, error=result.reply)
+    elif attempts >= ctx.max_attempts:
+        row.update(status=DeliveryStatus.failed.name, error=f"gave up after {attempts} attempts: {result.reply}")
+    else:
+        row.update(status=DeliveryStatus.retry.name, error=result.reply,
+                   next_at=_db_time(_retry_at(now, attempts, ctx)))
+    return row
+
+
+def send_batch(
+    engine: Engine,
+    *,
+    issue_id: int,
+    after_id: int,
+    upto_id: int,
+    messenger: Messenger,
+    ctx: SendContext,
+    clock: Callable[[], datetime] = utcnow,
+    on_result: Callable[[str], None] | None = None,
+) -> BatchResult:
+    """Send the open deliveries with ids in ``(after_id, upto_id]``; safe to run twice or concurrently."""
+    result = BatchResult()
+    with Session(engine, expire_on_commit=False) as session:
+        issue = session.get(Issue, issue_id)
+        if issue is None:
+            raise LookupError(f"no issue with id {issue_id}")
+        recover_stale_claims(session, issue_id=issue_id, now=clock())
+        session.commit()
+    template = build_template(issue, ctx)
+    make_recipient = RecipientFactory(issue, ctx)
+    claim = secrets.token_hex(8)
+    cursor = after_id
+    with engine.connect() as conn:
+        while True:
+            now = clock()
+            rows = _claim(conn, issue_id=issue_id, after=cursor, upto=upto_id, limit=ctx.claim_size,
+                          claim=claim, now=now, lease_until=now + timedelta(seconds=ctx.lease_seconds))
+            if not rows:
+                break
+            cursor = rows[-1][0]
+            _send_claimed(conn, rows, claim=claim, issue=issue, template=template, make_recipient=make_recipient,
+                          messenger=messenger, ctx=ctx, clock=clock, result=result, on_result=on_result)
+    return result
+
+
+def _send_claimed(conn: Connection, rows: list[tuple[int, int, int]], *, claim: str, issue: Issue,
+                  template: MessageTemplate, make_recipient: RecipientFactory, messenger: Messenger,
+                  ctx: SendContext, clock: Callable[[], datetime], result: BatchResult,
+                  on_result: Callable[[str], None] | None) -> None:
+    subscribers = _subscribers(conn, [sub_id for _, sub_id, _ in rows])
+    done = 0
+    try:
+        for row_id, sub_id, attempts in rows:
+            outcome = _send_one(conn, row_id, subscribers[sub_id], attempts=attempts, claim=claim,
+                                template=template, make_recipient=make_recipient, messenger=messenger,
+                                ctx=ctx, now=clock(), result=result)
+            done += 1
+            if on_result is not None:
+                on_result(outcome)
+    except DeliveryError:
+        # The server could not be reached: nothing of the rest was transmitted.
+        _settle_unfinished(conn, rows[done:], claim=claim, first_in_flight=False, now=clock())
+        raise
+    except BaseException:
+        # Interrupted (signal, shutdown): the current message may have gone out.
+        _settle_unfinished(conn, rows[done:], claim=claim, first_in_flight=True, now=clock())
+        raise
+
+
+def _send_one(conn: Connection, row_id: int, subscriber: tuple[str, str, str], *, attempts: int, claim: str,
+              template: MessageTemplate, make_recipient: RecipientFactory, messenger: Messenger,
+              ctx: SendContext, now: datetime, result: BatchResult) -> str:
+    email, uid, status = subscriber
+    message_id = None
+    if status != "active":
+        # Unsubscribing takes effect at once, even for a batch already queued.
+        values: dict[str, object] = {"status": DeliveryStatus.skipped.name, "reply": None,
+                                     "error": f"subscriber is {status}", "sent_at": None, "next_at": None}
+        outcome = "skipped"
+    else:
+        recipient = make_recipient(email, uid)
+        message_id = recipient.message_id
+        sent = messenger.send(sender=ctx.envelope_from, template=template, recipient=recipient)
+        values = _outcome_row(sent, attempts=attempts, now=now, ctx=ctx)
+        outcome = sent.outcome
+        if outcome != "sent":
+            result.errors.append(f"{email}: {sent.reply}")
+    setattr(result, outcome, getattr(result, outcome) + 1)
+    # Recorded right after the reply, before the next message: progress is what was sent.
+    conn.execute(_RECORD_SQL, {**values, "message_id": message_id, "now": _db_time(now), "id": row_id,
+                               "claim": claim})
+    conn.commit()
+    return outcome
+
+
+def _settle_unfinished(conn: Connection, rows: list[tuple[int, int, int]], *, claim: str,
+                       first_in_flight: bool, now: datetime) -> None:
+    """Give back the rows of an interrupted claim; if this fails, lease recovery does it later."""
+    try:
+        conn.rollback()
+        for i, (row_id, _, _) in enumerate(rows):
+            in_flight = first_in_flight and i == 0
+            conn.execute(
+                text(
+                    "UPDATE delivery SET status = :status, claim = NULL, lease_until = NULL, updated_at = :now, "
+                    "last_error = :error, attempts = CASE WHEN :release AND attempts > 0 THEN attempts - 1 "
+                    "ELSE attempts END WHERE id = :id AND claim = :claim"
+                ),
+                {"status": (DeliveryStatus.uncertain if in_flight else DeliveryStatus.pending).name,
+                 "error": "interrupted while this message may have been in flight" if in_flight else None,
+                 "release": not in_flight, "now": _db_time(now), "id": row_id, "claim": claim},
+            )
+        conn.commit()
+    except Exception:  # noqa: BLE001 - the original error matters more; leases cover this case
+        pass
+
+
+def close_if_done(session: Session, *, issue_id: int, now: datetime) -> bool:
+    """Mark the issue finished when every delivery is in a final state (counted in the database)."""
+    open_rows = session.exec(
+        select(func.count()).select_from(Delivery).where(
+            Delivery.issue_id == issue_id, Delivery.status.in_(OPEN_STATUSES)  # type: ignore[attr-defined]
+        )
+    ).one()
+    if open_rows:
+        return False
+    issue = session.get(Issue, issue_id)
+    if issue is not None and issue.status != IssueStatus.finished and issue.send_started_at is not None:
+        issue.status = IssueStatus.finished
+        issue.finished_at = now
+        session.add(issue)
+    return True
+
+
+def delivery_counts(session: Session, *, issue_id: int) -> dict[str, int]:
+    """How many deliveries of the issue are in each state (every state listed)."""
+    rows = session.exec(
+        select(Delivery.status, func.count()).where(Delivery.issue_id == issue_id).group_by(Delivery.status)
+    ).all()
+    counts = {status.value: 0 for status in DeliveryStatus}
+    for status, n in rows:
+        counts[DeliveryStatus(status).value] = n
+    return counts
+
+
+def iter_unsettled(session: Session, *, issue_id: int) -> Iterator[Delivery]:
+    """Deliveries that need an operator's eye: failed and uncertain ones."""
+    yield from session.exec(
+        select(Delivery).where(
+            Delivery.issue_id == issue_id,
+            Delivery.status.in_((DeliveryStatus.failed, DeliveryStatus.uncertain)),  # type: ignore[attr-defined]
+        ).order_by(Delivery.id)
+    )
+
+
+__all__ = [
+    "BatchResult", "SendContext", "FINAL_STATUSES", "archive_url", "build_template", "close_if_done",
+    "delivery_counts", "iter_unsettled", "open_deliveries", "plan_batches", "recover_stale_claims", "send_batch",
+]

@@ -1,0 +1,122 @@
+"""Validated papers into the database: upsert Paper, append one PaperMetrics per fetch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from pipeline.models import Paper, PaperMetrics, utcnow
+from pipeline.records import PaperIn
+
+CHUNK = 500  # ids per IN (...) query: well under SQLite's and PostgreSQL's bind limits
+
+
+@dataclass
+class StoreReport:
+    new: int  # papers never seen before
+    updated: int  # known papers whose stored fields changed
+    snapshots: int  # PaperMetrics rows added
+
+
+def _changes(row: Paper, paper: PaperIn) -> dict[str, Any]:
+    """Fields of ``row`` that ``paper`` should change.
+
+    A source that lacks a field (arXiv has no keywords, no summary) never erases
+    what another source gave; ``listed_on``, ``source``, ``submitted_at`` and
+    ``first_seen_at`` describe the first sighting and stay.
+    """
+    wanted: dict[str, Any] = {"title": paper.title}
+    if paper.abstract:
+        wanted["abstract"] = paper.abstract
+    if paper.authors:
+        wanted["authors"] = list(paper.authors)
+    if paper.keywords:
+        wanted["keywords"] = list(paper.keywords)
+    for name in ("summary", "github_repo", "project_page", "published_at"):
+        if (value := getattr(paper, name)) is not None:
+            wanted[name] = value
+    if row.submitted_at is None and paper.submitted_at is not None:
+        wanted["submitted_at"] = paper.submitted_at
+    return {name: value for name, value in wanted.items() if getattr(row, name) != value}
+
+
+def _new_row(paper: PaperIn, fetched_at: datetime) -> Paper:
+    return Paper(
+        arxiv_id=paper.arxiv_id,
+        title=paper.title,
+        abstract=paper.abstract,
+        summary=paper.summary,
+        authors=list(paper.authors),
+        keywords=list(paper.keywords),
+        github_repo=paper.github_repo,
+        project_page=paper.project_page,
+        published_at=paper.published_at,
+        submitted_at=paper.submitted_at,
+        listed_on=paper.listed_on,
+        source=paper.source,
+        first_seen_at=fetched_at,
+    )
+
+
+def store_papers(session: Session, *, papers: list[PaperIn], fetched_at: datetime) -> StoreReport:
+    """Upsert ``papers`` by arXiv id and record their engagement as of ``fetched_at``.
+
+    Idempotent for a given ``fetched_at``: a (paper, fetched_at) snapshot that exists
+    is not added again. A repeated arXiv id in ``papers`` counts once (first wins).
+    Flushes but does not commit.
+    """
+    if fetched_at.tzinfo is None:
+        raise ValueError("fetched_at must be an aware datetime")
+    first: dict[str, PaperIn] = {}
+    for paper in papers:
+        first.setdefault(paper.arxiv_id, paper)
+    unique = list(first.values())
+    report = StoreReport(new=0, updated=0, snapshots=0)
+    now = utcnow()
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start : start + CHUNK]
+        rows = {
+            row.arxiv_id: row
+            for row in session.exec(select(Paper).where(col(Paper.arxiv_id).in_([p.arxiv_id for p in chunk])))
+        }
+        for paper in chunk:
+            row = rows.get(paper.arxiv_id)
+            if row is None:
+                rows[paper.arxiv_id] = row = _new_row(paper, fetched_at)
+                session.add(row)
+                report.new += 1
+            elif changes := _changes(row, paper):
+                for name, value in changes.items():
+                    setattr(row, name, value)
+                row.updated_at = now
+                report.updated += 1
+        session.flush()  # new rows get their ids
+
+        ids = [rows[p.arxiv_id].id for p in chunk]
+        have = set(
+            session.exec(
+                select(PaperMetrics.paper_id).where(
+                    col(PaperMetrics.paper_id).in_(ids), PaperMetrics.fetched_at == fetched_at
+                )
+            )
+        )
+        for paper in chunk:
+            paper_id = rows[paper.arxiv_id].id
+            assert paper_id is not None  # flushed above
+            if paper_id in have:
+                continue
+            session.add(
+                PaperMetrics(
+                    paper_id=paper_id,
+                    fetched_at=fetched_at,
+                    upvotes=paper.upvotes,
+                    comments=paper.comments,
+                    github_stars=paper.github_stars,
+                )
+            )
+            report.snapshots += 1
+        session.flush()
+    return report

@@ -1,0 +1,130 @@
+"""Issues: rank the day's candidates, freeze the result, render it once.
+
+An issue is named after the day whose papers it ranks. It describes the
+moment ``as_of`` = the next day's send hour, or now if that is earlier, so
+rebuilding a past day gives the same order whenever it runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from pipeline.errors import IssueError
+from pipeline.models import Delivery, Issue, Paper, PaperMetrics, utcnow
+from pipeline.rank import Candidate, Snapshot, TrendScore, Weights, rank, why_trending
+from pipeline.render import DigestContext, RenderedIssue, render_digest
+
+RECENTLY_FEATURED_DAYS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class RankRequest:
+    day: dt.date
+    as_of: dt.datetime
+    weights: Weights
+    candidate_days: int = 1
+
+
+def as_of_for(day: dt.date, *, send_hour: int, now: dt.datetime) -> dt.datetime:
+    cutoff = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(send_hour), tzinfo=dt.timezone.utc)
+    return min(cutoff, now)
+
+
+def _listed_at(paper: Paper) -> dt.datetime:
+    if paper.submitted_at is not None:
+        return paper.submitted_at
+    return dt.datetime.combine(paper.listed_on, dt.time(0), tzinfo=dt.timezone.utc)
+
+
+def _recently_featured(session: Session, day: dt.date) -> set[str]:
+    """arXiv ids sent in the previous week's issues: a paper is featured once."""
+    since = day - dt.timedelta(days=RECENTLY_FEATURED_DAYS)
+    issues = session.exec(select(Issue.items).where(Issue.date >= since, Issue.date < day)).all()
+    return {item["arxiv_id"] for items in issues for item in items}
+
+
+def candidates_for(session: Session, req: RankRequest) -> tuple[list[Candidate], dict[str, Paper]]:
+    first_day = req.day - dt.timedelta(days=req.candidate_days - 1)
+    papers = session.exec(
+        select(Paper).where(Paper.listed_on >= first_day, Paper.listed_on <= req.day).order_by(Paper.id)
+    ).all()
+    featured = _recently_featured(session, req.day)
+    papers = [p for p in papers if p.arxiv_id not in featured]
+    history: dict[int, list[Snapshot]] = defaultdict(list)
+    ids = [p.id for p in papers]
+    if ids:
+        for m in session.exec(select(PaperMetrics).where(col(PaperMetrics.paper_id).in_(ids))):
+            history[m.paper_id].append(Snapshot(m.fetched_at, m.upvotes, m.comments, m.github_stars))
+    candidates = [Candidate(p.arxiv_id, _listed_at(p), tuple(history[p.id])) for p in papers]  # type: ignore[index]
+    return candidates, {p.arxiv_id: p for p in papers}
+
+
+def rank_day(session: Session, req: RankRequest) -> tuple[list[TrendScore], dict[str, Paper]]:
+    candidates, papers = candidates_for(session, req)
+    return rank(candidates, now=req.as_of, weights=req.weights), papers
+
+
+def digest_item(position: int, score: TrendScore, paper: Paper) -> dict[str, object]:
+    """The frozen form of one ranked paper, as the issue stores and renders it."""
+    return {
+        "rank": position,
+        "arxiv_id": paper.arxiv_id,
+        "title": paper.title,
+        "authors": list(paper.authors),
+        "summary": paper.summary or paper.abstract,
+        "url": f"https://huggingface.co/papers/{paper.arxiv_id}",
+        "abs_url": f"https://arxiv.org/abs/{paper.arxiv_id}",
+        "github_repo": paper.github_repo,
+        "project_page": paper.project_page,
+        "upvotes": score.upvotes,
+        "comments": score.comments,
+        "github_stars": score.github_stars,
+        "score": round(score.score, 6),
+        "why": why_trending(score),
+        "parts": {
+            "upvotes_per_hour": round(score.upvote_part, 6),
+            "comments_per_hour": round(score.comment_part, 6),
+            "stars": round(score.star_part, 6),
+            "decay": round(score.decay, 6),
+            "age_hours": round(score.age_hours, 3),
+        },
+    }
+
+
+def build_issue(
+    session: Session,
+    *,
+    req: RankRequest,
+    size: int,
+    ctx: DigestContext,
+    force: bool = False,
+) -> tuple[Issue, bool]:
+    """The issue for ``req.day``, built if missing. Returns (issue, built_now).
+
+    An issue is frozen once built; ``force`` rebuilds it, but only while
+    nothing has been sent from it.
+    """
+    existing = session.exec(select(Issue).where(Issue.date == req.day)).first()
+    if existing is not None and not force:
+        return existing, False
+    if existing is not None:
+        has_deliveries = session.exec(select(Delivery.id).where(Delivery.issue_id == existing.id).limit(1)).first()
+        if existing.send_started_at is not None or has_deliveries is not None:
+            raise IssueError(f"the issue of {req.day} is already being sent; it cannot be rebuilt")
+    scores, papers = rank_day(session, req)
+    if not scores:
+        raise IssueError(f"no papers listed on {req.day}: ingest that day first (papermail ingest --date {req.day})")
+    items = [digest_item(i, s, papers[s.arxiv_id]) for i, s in enumerate(scores[:size], 1)]
+    rendered: RenderedIssue = render_digest(items, ctx=ctx)
+    issue = existing or Issue(date=req.day, as_of=req.as_of, subject="", html="", text="")
+    issue.as_of = req.as_of
+    issue.items = items
+    issue.subject, issue.html, issue.text = rendered.subject, rendered.html, rendered.text
+    issue.built_at = utcnow()
+    session.add(issue)
+    session.flush()
+    return issue, True

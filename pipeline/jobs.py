@@ -1,0 +1,240 @@
+"""The daily job's steps as the CLI and the Celery tasks call them.
+
+This is the edge: each step takes ``Settings``, opens what it needs (database,
+HTTP client, messenger) and calls the pure-ish pipeline functions with plain
+arguments. Steps take ids and dates, never live objects, so a task that is
+redelivered simply runs its step again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import httpx
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from pipeline import __version__
+from pipeline.db import create_schema, engine_for, session_scope
+from pipeline.dispatch import (
+    BatchResult,
+    SendContext,
+    archive_url,
+    close_if_done,
+    open_deliveries,
+    plan_batches,
+    send_batch,
+)
+from pipeline.errors import IngestError, IssueError
+from pipeline.ingest import arxiv, files, hf
+from pipeline.ingest.store import store_papers
+from pipeline.issues import RankRequest, as_of_for, build_issue
+from pipeline.messengers import open_messenger
+from pipeline.models import Issue, utcnow
+from pipeline.rank import Weights
+from pipeline.records import ParseResult, Skipped
+from pipeline.render import DigestContext
+from pipeline.settings import Settings
+
+SAMPLE = "sample"
+
+
+@lru_cache(maxsize=8)
+def _ready_engine(url: str) -> Engine:
+    engine = engine_for(url)
+    create_schema(engine)  # idempotent: a newcomer never has to run a migration first
+    return engine
+
+
+def engine(settings: Settings) -> Engine:
+    return _ready_engine(settings.database_url)
+
+
+def default_day(now: dt.datetime) -> dt.date:
+    """The newest complete day: the daily run sends yesterday's list, which is final by then."""
+    return (now - dt.timedelta(days=1)).date()
+
+
+def sample_day() -> dt.date:
+    day = files.day_from_name(files.sample_files()[0])
+    assert day is not None
+    return day
+
+
+def weights(settings: Settings) -> Weights:
+    return Weights(
+        upvote=settings.rank_upvote_weight,
+        comment=settings.rank_comment_weight,
+        star=settings.rank_star_weight,
+        half_life_hours=settings.rank_half_life_hours,
+        window_hours=settings.rank_window_hours,
+    )
+
+
+def rank_request(settings: Settings, *, day: dt.date, now: dt.datetime) -> RankRequest:
+    return RankRequest(
+        day=day,
+        as_of=as_of_for(day, send_hour=settings.send_hour, now=now),
+        weights=weights(settings),
+        candidate_days=settings.rank_candidate_days,
+    )
+
+
+def digest_context(settings: Settings, day: dt.date) -> DigestContext:
+    return DigestContext(
+        list_name=settings.list_name,
+        issue_date=day,
+        archive_url=archive_url(settings.base_url, day),
+        site_url=settings.base_url,
+        list_address=settings.from_address.addr_spec,
+    )
+
+
+def send_context(settings: Settings) -> SendContext:
+    return SendContext(
+        envelope_from=settings.from_address.addr_spec,
+        sender_header=settings.from_address,
+        list_id=settings.list_id,
+        list_name=settings.list_name,
+        base_url=settings.base_url,
+        mail_domain=settings.mail_domain,
+        unsubscribe_mailbox=settings.unsubscribe_mailbox,
+        secret_key=settings.secret_key,
+        claim_size=settings.claim_size,
+        lease_seconds=settings.lease_seconds,
+        retry_base_seconds=settings.retry_base_seconds,
+        max_attempts=settings.max_attempts,
+    )
+
+
+# --- ingest -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class IngestSummary:
+    source: str
+    day: dt.date
+    fetches: int = 0
+    new: int = 0
+    updated: int = 0
+    snapshots: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def _http_client(settings: Settings) -> httpx.Client:
+    return httpx.Client(
+        timeout=settings.http_timeout,
+        headers={"User-Agent": f"papermail/{__version__} (+{settings.base_url})"},
+        follow_redirects=True,
+    )
+
+
+def _parse_source(
+    settings: Settings, *, day: dt.date, source: str, client: httpx.Client | None, now: dt.datetime
+) -> list[tuple[dt.datetime, ParseResult]]:
+    """(fetched_at, parsed records) per fetch of the source."""
+    if source == SAMPLE:
+        if day != sample_day():
+            raise IngestError(f"the bundled sample holds the papers of {sample_day()} only, not {day}")
+        return [(files.fetched_at_from_name(p) or now, files.parse_file(p, day=day)) for p in files.sample_files()]
+    if source.startswith("file:"):
+        path = Path(source.removeprefix("file:"))
+        return [(files.fetched_at_from_name(path) or now, files.parse_file(path, day=day))]
+    if source not in ("hf", "arxiv"):
+        raise IngestError(f"unknown source {source!r}: use hf, arxiv, sample or file:PATH")
+    owned = client is None
+    client = client or _http_client(settings)
+    try:
+        if source == "hf":
+            pages = hf.fetch_day(client, api_url=settings.hf_api_url, day=day, retries=settings.http_retries)
+            return [(now, hf.parse_day(pages, day=day))]
+        feeds = arxiv.fetch_categories(
+            client, api_url=settings.arxiv_api_url, categories=settings.arxiv_categories, day=day,
+            retries=settings.http_retries,
+        )
+        return [(now, arxiv.parse_feeds(feeds, day=day))]
+    finally:
+        if owned:
+            client.close()
+
+
+def ingest(
+    settings: Settings, *, day: dt.date, source: str, client: httpx.Client | None = None,
+    now: dt.datetime | None = None,
+) -> IngestSummary:
+    """Fetch, parse and store one source's papers for ``day``; malformed records are skipped and reported."""
+    now = now or utcnow()
+    summary = IngestSummary(source=source, day=day)
+    fetches = _parse_source(settings, day=day, source=source, client=client, now=now)
+    with session_scope(engine(settings)) as session:
+        for fetched_at, parsed in sorted(fetches, key=lambda f: f[0]):
+            report = store_papers(session, papers=parsed.papers, fetched_at=fetched_at)
+            summary.fetches += 1
+            summary.new += report.new
+            summary.updated += report.updated
+            summary.snapshots += report.snapshots
+            summary.skipped.extend(parsed.skipped)
+    # The same broken record in every snapshot is one problem, reported once.
+    summary.skipped = list(dict.fromkeys(summary.skipped))
+    return summary
+
+
+# --- build and send ---------------------------------------------------------------------------
+
+
+def build(settings: Settings, *, day: dt.date, now: dt.datetime | None = None, force: bool = False) -> tuple[Issue, bool]:
+    now = now or utcnow()
+    with session_scope(engine(settings)) as session:
+        return build_issue(
+            session,
+            req=rank_request(settings, day=day, now=now),
+            size=settings.digest_size,
+            ctx=digest_context(settings, day),
+            force=force,
+        )
+
+
+def issue_for(session: Session, day: dt.date) -> Issue:
+    issue = session.exec(select(Issue).where(Issue.date == day)).first()
+    if issue is None:
+        raise IssueError(f"there is no issue for {day}: build it first (papermail build --date {day})")
+    return issue
+
+
+def start_sending(settings: Settings, *, day: dt.date, now: dt.datetime | None = None) -> tuple[int, list[tuple[int, int]]]:
+    """Snapshot the recipients (first call only) and plan the batches of still-open deliveries."""
+    now = now or utcnow()
+    with session_scope(engine(settings)) as session:
+        issue = issue_for(session, day)
+        open_deliveries(session, issue=issue, now=now)
+        assert issue.id is not None
+        return issue.id, plan_batches(session, issue_id=issue.id, size=settings.send_batch_size)
+
+
+def send_range(
+    settings: Settings, *, issue_id: int, after_id: int, upto_id: int,
+    on_result: Callable[[str], None] | None = None,
+) -> BatchResult:
+    """One batch over one messenger (one SMTP connection)."""
+    with Session(engine(settings)) as session:
+        issue = session.get(Issue, issue_id)
+        if issue is None:
+            raise IssueError(f"there is no issue with id {issue_id}")
+        folder = issue.date.isoformat()
+    messenger = open_messenger(
+        smtp_url=settings.smtp_url, outbox=settings.outbox_dir, folder=folder, timeout=settings.smtp_timeout
+    )
+    try:
+        return send_batch(engine(settings), issue_id=issue_id, after_id=after_id, upto_id=upto_id,
+                          messenger=messenger, ctx=send_context(settings), on_result=on_result)
+    finally:
+        messenger.close()
+
+
+def finish(settings: Settings, *, issue_id: int) -> bool:
+    with session_scope(engine(settings)) as session:
+        return close_if_done(session, issue_id=issue_id, now=utcnow())

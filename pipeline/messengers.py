@@ -1,0 +1,170 @@
+"""Messengers: where encoded messages go. Chosen from SMTP_URL by ``open_messenger``.
+
+SMTP failures come back as data (``SendResult``), sorted the way RFC 5321 and
+Mailman sort them, so one refused address never stops a batch:
+
+    2yz            sent: the server took responsibility (RFC 1123 §5.3.3)
+    4yz, 552       temporary: try again later
+    5yz            permanent: keep the reply, do not retry
+    lost after "." uncertain: it may have been delivered (RFC 1047)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import smtplib
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+from urllib.parse import unquote, urlsplit
+
+from pipeline.errors import DeliveryError
+from pipeline.message import MessageTemplate, Recipient
+
+Outcome = Literal["sent", "temporary", "permanent", "uncertain"]
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome
+    code: int | None
+    reply: str
+
+    @classmethod
+    def from_reply(cls, code: int, reply: bytes | str) -> "SendResult":
+        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+        text = f"{code} {' '.join(text.split())}"[:1000]
+        if 200 <= code < 300:
+            return cls("sent", code, text)
+        # Mailman's rule: code >= 500 and code != 552 is permanent (552 "storage exceeded" may clear).
+        if code >= 500 and code != 552:
+            return cls("permanent", code, text)
+        return cls("temporary", code, text)
+
+
+class Messenger(Protocol):
+    def send(self, *, sender: str, template: MessageTemplate, recipient: Recipient) -> SendResult: ...
+
+    def close(self) -> None: ...
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9@._+-]")
+
+
+class OutboxMessenger:
+    """Writes each message as an .eml file: ``<outbox>/<issue-date>/<address>.eml``."""
+
+    def __init__(self, outbox: Path, *, folder: str) -> None:
+        self.folder = outbox / folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def send(self, *, sender: str, template: MessageTemplate, recipient: Recipient) -> SendResult:
+        path = self.folder / f"{_UNSAFE_NAME.sub('_', recipient.address)}.eml"
+        tmp = path.with_suffix(".eml.tmp")
+        tmp.write_bytes(template.render(recipient))
+        os.replace(tmp, path)  # a reader never sees half a message
+        return SendResult("sent", 250, f"250 written to {path}")
+
+    def close(self) -> None:
+        pass
+
+
+class SMTPMessenger:
+    """Sends over one reused SMTP connection, reconnecting after a drop.
+
+    The message is dot-stuffed once per issue by ``MessageTemplate``, so this
+    speaks MAIL/RCPT/DATA itself instead of ``smtplib.sendmail``, which would
+    run its dot-escaping regex over every 100 KB message again.
+    """
+
+    def __init__(self, url: str, *, timeout: float, local_hostname: str | None = None) -> None:
+        parts = urlsplit(url)
+        self.scheme = parts.scheme
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (465 if self.scheme == "smtps" else 587 if self.scheme == "smtp+starttls" else 25)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.timeout = timeout
+        self.local_hostname = local_hostname
+        self._smtp: smtplib.SMTP | None = None
+        self.connections = 0
+
+    def _connect(self) -> smtplib.SMTP:
+        try:
+            if self.scheme == "smtps":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context(),
+                    local_hostname=self.local_hostname,
+                )
+            else:
+                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname)
+                if self.scheme == "smtp+starttls":
+                    smtp.starttls(context=ssl.create_default_context())
+            smtp.ehlo_or_helo_if_needed()
+            if self.username:
+                smtp.login(self.username, self.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(f"SMTP login to {self.host}:{self.port} refused: {exc.smtp_code}") from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"cannot connect to SMTP server {self.host}:{self.port}: {exc}") from exc
+        self.connections += 1
+        return smtp
+
+    def send(self, *, sender: str, template: MessageTemplate, recipient: Recipient) -> SendResult:
+        if self._smtp is None:
+            # Raises DeliveryError: with no server there is no point trying the rest of the batch.
+            self._smtp = self._connect()
+        smtp = self._smtp
+        data_sent = False
+        try:
+            code, reply = smtp.mail(sender)
+            if code == 250:
+                code, reply = smtp.rcpt(recipient.address)
+                if code in (250, 251):
+                    code, reply = smtp.docmd("DATA")
+                    if code == 354:
+                        data_sent = True
+                        smtp.send(template.render_wire(recipient) + b".\r\n")
+                        code, reply = smtp.getreply()
+                        return SendResult.from_reply(code, reply)
+            self._reset(code)
+            return SendResult.from_reply(code, reply)
+        except (OSError, smtplib.SMTPException) as exc:
+            self._drop()
+            if data_sent:
+                return SendResult("uncertain", None, f"connection lost after the message was sent: {exc}"[:1000])
+            return SendResult("temporary", None, f"connection lost: {exc}"[:1000])
+
+    def _reset(self, code: int) -> None:
+        """Clear the refused transaction; 421 means the server is closing the channel."""
+        if code == 421:
+            self._drop()
+            return
+        try:
+            self._smtp.rset()  # type: ignore[union-attr]
+        except (OSError, smtplib.SMTPException):
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.close()
+            finally:
+                self._smtp = None
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            self._drop()
+
+
+def open_messenger(*, smtp_url: str | None, outbox: Path, folder: str, timeout: float) -> Messenger:
+    """SMTP when a URL is set, otherwise .eml files in the outbox folder."""
+    if smtp_url:
+        return SMTPMessenger(smtp_url, timeout=timeout)
+    return OutboxMessenger(outbox, folder=folder)

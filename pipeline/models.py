@@ -1,0 +1,144 @@
+"""Database tables (SQLModel). Times are stored as naive UTC and read back aware."""
+
+from __future__ import annotations
+
+import secrets
+import datetime as dt
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def _when(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+def new_uid() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class Paper(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    arxiv_id: str = Field(max_length=40, unique=True, index=True)
+    title: str = Field(sa_type=Text)
+    abstract: str = Field(sa_type=Text)
+    summary: str | None = Field(default=None, sa_type=Text)  # a short summary, when the source has one
+    authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    github_repo: str | None = None
+    project_page: str | None = None
+    published_at: datetime | None = _when(default=None)
+    submitted_at: datetime | None = _when(default=None)  # when it entered the daily list
+    listed_on: dt.date = Field(index=True)  # the day whose list it belongs to
+    source: str = Field(max_length=16)
+    first_seen_at: datetime = _when(default_factory=utcnow)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class PaperMetrics(SQLModel, table=True):
+    """One snapshot of a paper's engagement per fetch: the history behind velocity."""
+
+    __table_args__ = (UniqueConstraint("paper_id", "fetched_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    paper_id: int = Field(foreign_key="paper.id", index=True)
+    fetched_at: datetime = _when()
+    upvotes: int = 0
+    comments: int = 0
+    github_stars: int | None = None
+
+
+class SubscriberStatus(StrEnum):
+    pending = "pending"
+    active = "active"
+    unsubscribed = "unsubscribed"
+    bounced = "bounced"
+
+
+class Subscriber(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True, index=True)  # normalized
+    status: SubscriberStatus = Field(default=SubscriberStatus.pending, max_length=16, index=True)
+    uid: str = Field(default_factory=new_uid, max_length=32, unique=True)  # opaque id carried by tokens
+    created_at: datetime = _when(default_factory=utcnow)
+    confirmed_at: datetime | None = _when(default=None)
+    unsubscribed_at: datetime | None = _when(default=None)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class IssueStatus(StrEnum):
+    built = "built"  # ranked and rendered, nothing sent
+    sending = "sending"  # deliveries exist; some are not final
+    finished = "finished"  # every delivery is in a final state
+
+
+class Issue(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    date: dt.date = Field(unique=True, index=True)
+    status: IssueStatus = Field(default=IssueStatus.built, max_length=16)
+    as_of: datetime = _when()  # the moment the ranking describes
+    items: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    subject: str = Field(max_length=300)
+    html: str = Field(sa_type=Text)
+    text: str = Field(sa_type=Text)
+    built_at: datetime = _when(default_factory=utcnow)
+    send_started_at: datetime | None = _when(default=None)
+    finished_at: datetime | None = _when(default=None)
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"  # not tried yet
+    sending = "sending"  # claimed by a batch holding a lease
+    retry = "retry"  # temporary failure; due again at next_attempt_at
+    sent = "sent"  # the server answered 2xx after the final "."
+    failed = "failed"  # permanent (5xx) failure, reply kept
+    uncertain = "uncertain"  # the batch died after claiming it: it may or may not have gone out
+    skipped = "skipped"  # the subscriber stopped being active before it was sent
+
+
+FINAL_STATUSES = (DeliveryStatus.sent, DeliveryStatus.failed, DeliveryStatus.uncertain, DeliveryStatus.skipped)
+
+
+class Delivery(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("issue_id", "subscriber_id"),
+        Index("ix_delivery_issue_status", "issue_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    issue_id: int = Field(foreign_key="issue.id")
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    status: DeliveryStatus = Field(default=DeliveryStatus.pending, max_length=16)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=1000)
+    smtp_reply: str | None = Field(default=None, max_length=1000)
+    message_id: str | None = Field(default=None, max_length=255)
+    claim: str | None = Field(default=None, max_length=32)  # which batch run holds it while "sending"
+    lease_until: datetime | None = _when(default=None)
+    next_attempt_at: datetime | None = _when(default=None)
+    sent_at: datetime | None = _when(default=None)
+    updated_at: datetime = _when(default_factory=utcnow)

@@ -1,0 +1,121 @@
+"""Settings: the only module that reads the environment (and ``.env``).
+
+Everything else receives values as arguments; ``get_settings()`` is called only
+at the edges (CLI, Celery tasks, web app factory).
+"""
+
+from __future__ import annotations
+
+from email.headerregistry import Address
+from email.utils import parseaddr
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "development-only-secret"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_prefix="")
+
+    environment: Literal["development", "test", "production"] = "development"
+
+    # Where things live. Unset BROKER_URL -> Celery tasks run in-process;
+    # unset SMTP_URL -> messages are written as .eml files to OUTBOX_DIR.
+    database_url: str = "sqlite:///var/papermail.db"
+    broker_url: str | None = None
+    smtp_url: str | None = None
+    outbox_dir: Path = Path("var/outbox")
+    smtp_timeout: float = Field(30.0, gt=0)
+
+    # What subscribers see.
+    base_url: str = "http://localhost:8000"
+    secret_key: str = "development-only-secret"
+    mail_from: str = "Trending ML Papers <digest@papermail.localhost>"
+    list_name: str = "Trending ML Papers"
+    list_id: str = "trending.papermail.localhost"
+    send_hour: int = Field(7, ge=0, le=23, description="hour (UTC) of the daily run")
+    digest_size: int = Field(10, ge=1, le=50)
+
+    # Trend score (see pipeline/rank.py for the formula).
+    rank_upvote_weight: float = Field(1.0, ge=0)
+    rank_comment_weight: float = Field(2.0, ge=0)
+    rank_star_weight: float = Field(1.0, ge=0)
+    rank_half_life_hours: float = Field(36.0, gt=0)
+    rank_window_hours: float = Field(24.0, gt=0)
+    rank_candidate_days: int = Field(1, ge=1, le=14)
+
+    # Sending.
+    send_batch_size: int = Field(1000, ge=1, description="deliveries per batch task (one SMTP connection)")
+    claim_size: int = Field(50, ge=1, description="deliveries a batch claims per transaction")
+    lease_seconds: int = Field(300, ge=1, description="how long a claim is held before it counts as abandoned")
+    retry_base_seconds: int = Field(300, ge=1, description="first retry delay after a 4xx; doubles each time")
+    max_attempts: int = Field(8, ge=1)
+
+    # Sources.
+    hf_api_url: str = "https://huggingface.co/api"
+    arxiv_api_url: str = "http://export.arxiv.org/api/query"
+    arxiv_categories: list[str] = ["cs.LG", "cs.CL", "cs.CV", "cs.AI"]
+    http_timeout: float = Field(20.0, gt=0)
+    http_retries: int = Field(4, ge=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("BASE_URL must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from_is_address(cls, value: str) -> str:
+        _, addr = parseaddr(value)
+        if "@" not in addr or any(c in value for c in "\r\n"):
+            raise ValueError("MAIL_FROM must be an address like 'Name <digest@example.org>'")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_scheme(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in ("smtp", "smtp+starttls", "smtps"):
+            raise ValueError("SMTP_URL must start with smtp://, smtp+starttls:// or smtps://")
+        return value or None
+
+    @field_validator("broker_url")
+    @classmethod
+    def _empty_broker_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _enforce_real_secret(self) -> "Settings":
+        if self.environment != "development" and self.secret_key in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                f"SECRET_KEY is a placeholder; set a long random value in {self.environment}"
+                " (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return self
+
+    @property
+    def from_address(self) -> Address:
+        name, addr = parseaddr(self.mail_from)
+        user, domain = addr.rsplit("@", 1)
+        return Address(display_name=name, username=user, domain=domain)
+
+    @property
+    def mail_domain(self) -> str:
+        return self.from_address.domain
+
+    @property
+    def unsubscribe_mailbox(self) -> str:
+        """Where a mail client's List-Unsubscribe mailto: goes."""
+        return f"unsubscribe@{self.mail_domain}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,101 @@
+"""Subscribers as operators manage them: add, import from CSV, list.
+
+Addresses are validated and normalized with ``email-validator`` (no DNS
+lookup), so the same person is stored once. ASCII addresses only: every
+address goes into a ``To:`` header and an SMTP envelope unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+from sqlmodel import Session, select
+
+from pipeline.errors import SubscriberError
+from pipeline.models import Subscriber, SubscriberStatus, utcnow
+
+
+def normalize_email(raw: str) -> str:
+    """The canonical form of an address, or SubscriberError saying what is wrong with it."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in raw):
+        raise SubscriberError("an email address cannot contain line breaks or control characters")
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise SubscriberError(f"{raw.strip()!r} is not a valid email address: {exc}") from exc
+    return result.normalized
+
+
+@dataclass(slots=True)
+class ImportReport:
+    added: int = 0
+    already: int = 0
+    kept_unsubscribed: int = 0
+    invalid: list[str] = field(default_factory=list)
+
+
+def add_subscriber(session: Session, *, email: str, confirmed: bool) -> tuple[Subscriber, bool]:
+    """Store an address. Returns (subscriber, created). Never reactivates an unsubscribed address."""
+    address = normalize_email(email)
+    existing = session.exec(select(Subscriber).where(Subscriber.email == address)).first()
+    if existing is not None:
+        if confirmed and existing.status == SubscriberStatus.pending:
+            existing.status = SubscriberStatus.active
+            existing.confirmed_at = existing.updated_at = utcnow()
+            session.add(existing)
+        return existing, False
+    now = utcnow()
+    subscriber = Subscriber(
+        email=address,
+        status=SubscriberStatus.active if confirmed else SubscriberStatus.pending,
+        confirmed_at=now if confirmed else None,
+    )
+    session.add(subscriber)
+    session.flush()
+    return subscriber, True
+
+
+def import_rows(session: Session, *, rows: Iterable[str], confirmed: bool) -> ImportReport:
+    report = ImportReport()
+    for raw in rows:
+        if not raw.strip():
+            continue
+        try:
+            subscriber, created = add_subscriber(session, email=raw, confirmed=confirmed)
+        except SubscriberError as exc:
+            report.invalid.append(str(exc))
+            continue
+        if created:
+            report.added += 1
+        elif subscriber.status in (SubscriberStatus.unsubscribed, SubscriberStatus.bounced):
+            report.kept_unsubscribed += 1
+        else:
+            report.already += 1
+    return report
+
+
+def read_csv_emails(path: Path) -> list[str]:
+    """Addresses from a CSV: the ``email`` column if there is a header with one, else the first column."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise SubscriberError(f"cannot read {path}: {exc.strerror}") from exc
+    rows = list(csv.reader(text.splitlines()))
+    if not rows:
+        return []
+    header = [h.strip().lower() for h in rows[0]]
+    if "email" in header:
+        column = header.index("email")
+        return [r[column] for r in rows[1:] if len(r) > column]
+    return [r[0] for r in rows if r]
+
+
+def list_subscribers(session: Session, *, status: SubscriberStatus | None = None) -> list[Subscriber]:
+    stmt = select(Subscriber).order_by(Subscriber.id)
+    if status is not None:
+        stmt = stmt.where(Subscriber.status == status)
+    return list(session.exec(stmt))

@@ -1,0 +1,47 @@
+"""The one Celery app, configured from settings.
+
+With no BROKER_URL the tasks run in-process (``task_always_eager``): the same
+code path as real workers, without servers.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.schedules import crontab
+
+from pipeline.settings import Settings, get_settings
+
+
+def make_app(settings: Settings) -> Celery:
+    app = Celery("papermail", broker=settings.broker_url or "memory://", include=["workers.tasks"])
+    app.conf.update(
+        task_always_eager=settings.broker_url is None,
+        task_eager_propagates=True,
+        # A task is acknowledged after it ran, and handed back if its worker process dies,
+        # so a crash never loses a batch; the delivery ledger makes the rerun harmless.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        # Redis redelivers an unacknowledged task after this; every retry delay stays below it.
+        broker_transport_options={"visibility_timeout": 3600},
+        broker_connection_retry_on_startup=True,
+        task_default_queue="papermail",
+        task_routes={"papermail.send_batch": {"queue": "papermail.send"}},
+        beat_schedule={
+            "daily-digest": {
+                "task": "papermail.run",
+                "schedule": crontab(minute=0, hour=settings.send_hour),
+                "kwargs": {"source": "hf"},
+            }
+        },
+    )
+    return app
+
+
+app = make_app(get_settings())

@@ -1,0 +1,74 @@
+"""Thin tasks: each opens nothing itself, calls one ``pipeline.jobs`` step, maps errors to retries.
+
+Work is named by ids and dates so a redelivered task re-reads the database.
+Completion is counted in the database (``jobs.finish`` after every batch), not
+with a chord.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from celery import Task, chain
+
+from pipeline import jobs
+from pipeline.errors import DayNotAvailable, DeliveryError, IngestError
+from pipeline.models import utcnow
+from pipeline.settings import get_settings
+from workers.app import app
+
+RETRY_DELAY = 600  # seconds; below the broker's visibility timeout
+
+
+def _day(value: str | None) -> dt.date:
+    return dt.date.fromisoformat(value) if value else jobs.default_day(utcnow())
+
+
+def _retry_or_raise(task: Task, exc: Exception) -> None:
+    if task.request.is_eager:  # in-process: the caller reports the error
+        raise exc
+    raise task.retry(exc=exc, countdown=RETRY_DELAY, max_retries=6)
+
+
+@app.task(name="papermail.ingest", bind=True)
+def ingest(self: Task, day: str, source: str = "hf") -> dict:
+    try:
+        summary = jobs.ingest(get_settings(), day=_day(day), source=source)
+    except (DayNotAvailable, IngestError) as exc:
+        _retry_or_raise(self, exc)
+    return {
+        "day": summary.day.isoformat(), "source": source, "new": summary.new, "updated": summary.updated,
+        "snapshots": summary.snapshots, "skipped": [[s.ref, s.reason] for s in summary.skipped],
+    }
+
+
+@app.task(name="papermail.build")
+def build(day: str) -> int:
+    issue, _ = jobs.build(get_settings(), day=_day(day))
+    return issue.id
+
+
+@app.task(name="papermail.dispatch")
+def dispatch(day: str) -> int:
+    issue_id, batches = jobs.start_sending(get_settings(), day=_day(day))
+    for after_id, upto_id in batches:
+        send_batch.delay(issue_id, after_id, upto_id)
+    jobs.finish(get_settings(), issue_id=issue_id)
+    return len(batches)
+
+
+@app.task(name="papermail.send_batch", bind=True)
+def send_batch(self: Task, issue_id: int, after_id: int, upto_id: int) -> dict:
+    try:
+        result = jobs.send_range(get_settings(), issue_id=issue_id, after_id=after_id, upto_id=upto_id)
+    except DeliveryError as exc:
+        _retry_or_raise(self, exc)
+    jobs.finish(get_settings(), issue_id=issue_id)
+    return {"sent": result.sent, "temporary": result.temporary, "permanent": result.permanent}
+
+
+@app.task(name="papermail.run")
+def run(day: str | None = None, source: str = "hf") -> None:
+    """The daily job: ingest -> build -> fan out the send batches."""
+    iso = _day(day).isoformat()
+    chain(ingest.si(iso, source), build.si(iso), dispatch.si(iso)).delay()
