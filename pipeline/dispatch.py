@@ -171,10 +171,10 @@ def recover_stale_claims(session: Session, *, issue_id: int, now: datetime) -> t
             text(
                 "UPDATE delivery SET status = :status, claim = NULL, lease_until = NULL, "
                 "last_error = COALESCE(:error, last_error), updated_at = :now, "
-                "attempts = CASE WHEN :status = 'pending' AND attempts > 0 THEN attempts - 1 ELSE attempts END "
+                "attempts = CASE WHEN :release AND attempts > 0 THEN attempts - 1 ELSE attempts END "
                 "WHERE id = :id AND status = :sending AND claim = :claim"
             ),
-            {"status": status.name, "error": error, "now": _db_time(now), "id": row_id,
+            {"status": status.name, "error": error, "release": not first, "now": _db_time(now), "id": row_id,
              "sending": DeliveryStatus.sending.name, "claim": claim},
         ).rowcount  # type: ignore[attr-defined]
         if changed:

@@ -132,23 +132,28 @@ class MessageTemplate:
         for field in (subject, list_name, list_id, archive_url):
             if "\r" in field or "\n" in field:
                 raise RenderError("a header value contains a line break")
-        headers = EmailMessage(policy=SMTP)
-        headers["From"] = sender
-        headers["To"] = slots.RECIPIENT
-        headers["Subject"] = subject
-        headers["Date"] = format_datetime(date)
-        headers["Message-ID"] = f"<{slots.MESSAGE_ID}>"
-        headers["List-Id"] = f"{list_name} <{list_id}>"
-        # RFC 8058: exactly one https URI plus a mailto, and the one-click POST marker.
-        headers["List-Unsubscribe"] = f"<{slots.UNSUBSCRIBE_URL}>, <mailto:{slots.UNSUBSCRIBE_MAILTO}>"
-        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        headers["List-Archive"] = f"<{archive_url}>"
-        headers["Precedence"] = "list"
-        headers["Auto-Submitted"] = "auto-generated"
-        headers["MIME-Version"] = "1.0"
         boundary = f"=_papermail_{secrets.token_hex(12)}"
-        headers["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
-        head = "".join(SMTP.fold(name, value) for name, value in headers.items()) + "\r\n"
+        # Headers that may need RFC 2047 encoding go through the email package's folding;
+        # the per-subscriber ones are written directly so no fold lands inside a slot.
+        encoded = EmailMessage(policy=SMTP)
+        encoded["From"] = sender
+        encoded["Subject"] = subject
+        encoded["List-Id"] = f"{list_name} <{list_id}>"
+        head = "".join(SMTP.fold(name, value) for name, value in encoded.items())
+        head += (
+            f"To: {slots.RECIPIENT}\r\n"
+            f"Date: {format_datetime(date)}\r\n"
+            f"Message-ID: <{slots.MESSAGE_ID}>\r\n"
+            # RFC 8058: exactly one https URI plus a mailto, and the one-click POST marker.
+            f"List-Unsubscribe: <{slots.UNSUBSCRIBE_URL}>,\r\n <mailto:{slots.UNSUBSCRIBE_MAILTO}>\r\n"
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+            f"List-Archive: <{archive_url}>\r\n"
+            "Precedence: list\r\n"
+            "Auto-Submitted: auto-generated\r\n"
+            "MIME-Version: 1.0\r\n"
+            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'
+            "\r\n"
+        )
         segments: list[Segment] = _split(head, _HEADER_SLOT_RE, HEADER)
         segments.append(b"This is a multipart message in MIME format.\r\n")
         # RFC 2046 §5.1.4: the last alternative is the preferred one, so text first, HTML last.

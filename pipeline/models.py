@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Enum as SAEnum, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -35,6 +35,11 @@ class UTCDateTime(TypeDecorator):
 
 def _when(**kw: Any) -> Any:
     return Field(sa_type=UTCDateTime, **kw)
+
+
+def _enum(kind: type[StrEnum]) -> SAEnum:
+    """Statuses as plain strings (no PostgreSQL enum type), so raw SQL compares them like text."""
+    return SAEnum(kind, native_enum=False, length=16, validate_strings=True)
 
 
 def new_uid() -> str:
@@ -82,7 +87,7 @@ class SubscriberStatus(StrEnum):
 class Subscriber(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True, index=True)  # normalized
-    status: SubscriberStatus = Field(default=SubscriberStatus.pending, max_length=16, index=True)
+    status: SubscriberStatus = Field(default=SubscriberStatus.pending, sa_type=_enum(SubscriberStatus), index=True)
     uid: str = Field(default_factory=new_uid, max_length=32, unique=True)  # opaque id carried by tokens
     created_at: datetime = _when(default_factory=utcnow)
     confirmed_at: datetime | None = _when(default=None)
@@ -99,7 +104,7 @@ class IssueStatus(StrEnum):
 class Issue(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     date: dt.date = Field(unique=True, index=True)
-    status: IssueStatus = Field(default=IssueStatus.built, max_length=16)
+    status: IssueStatus = Field(default=IssueStatus.built, sa_type=_enum(IssueStatus))
     as_of: datetime = _when()  # the moment the ranking describes
     items: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     subject: str = Field(max_length=300)
@@ -132,7 +137,7 @@ class Delivery(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     issue_id: int = Field(foreign_key="issue.id")
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
-    status: DeliveryStatus = Field(default=DeliveryStatus.pending, max_length=16)
+    status: DeliveryStatus = Field(default=DeliveryStatus.pending, sa_type=_enum(DeliveryStatus))
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=1000)
     smtp_reply: str | None = Field(default=None, max_length=1000)

@@ -134,7 +134,7 @@ def parse_timestamp(value: str) -> datetime | None:
 def _json_list(raw: bytes, what: str) -> list[Any]:
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise IngestError(f"{what} is not valid JSON ({' '.join(str(exc).split())})") from exc
     if not isinstance(data, list):
         raise IngestError(f"{what} is a JSON {type(data).__name__}, not the expected list of papers")

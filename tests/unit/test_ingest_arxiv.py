@@ -199,7 +199,7 @@ def test_fetch_category_for_a_day_narrows_to_the_window():
 
 
 def test_fetch_categories_one_request_each_with_a_pause_between():
-    client, requests = serving({"cs.LG": LG, "cs.CL": CL, "cs.AI": feed().decode().encode()})
+    client, requests = serving({"cs.LG": LG, "cs.CL": CL, "cs.AI": feed()})
     sleep = Sleeps()
     raws = fetch_categories(
         client, api_url=API, categories=["cs.LG", "cs.CL", "cs.AI", "cs.LG"], day=DAY, retries=0, sleep=sleep

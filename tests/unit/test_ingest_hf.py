@@ -167,7 +167,9 @@ def test_missing_optional_engagement_defaults():
     assert (paper.upvotes, paper.comments, paper.github_stars, paper.published_at) == (0, 0, None, None)
 
 
-@pytest.mark.parametrize("raw", [b"<html>Bad gateway</html>", b'{"error": "Invalid date"}', b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "raw", [b"<html>Bad gateway</html>", b'{"error": "Invalid date"}', b"\xff\xfe", b"[" * 100_000]
+)
 def test_a_broken_page_raises_instead_of_being_skipped(raw: bytes):
     with pytest.raises(IngestError):
         parse_day([SAMPLE_0600.read_bytes(), raw], day=DAY)

@@ -1,0 +1,229 @@
+"""Sending an issue to a real SMTP server (aiosmtpd), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlmodel import Session, select
+
+from pipeline import jobs
+from pipeline.dispatch import delivery_counts
+from pipeline.errors import DeliveryError
+from pipeline.messengers import SMTPMessenger
+from pipeline.models import Delivery, DeliveryStatus, Issue, IssueStatus, Subscriber, SubscriberStatus
+from pipeline.subscribers import add_subscriber
+from pipeline.tokens import Purpose, Signer
+
+DAY = dt.date(2025, 3, 21)
+
+
+def subscribe(cfg, emails, *, confirmed=True):
+    with Session(jobs.engine(cfg)) as session:
+        for e in emails:
+            add_subscriber(session, email=e, confirmed=confirmed)
+        session.commit()
+
+
+def prepare(cfg, n=5, *, pending=()):
+    jobs.ingest(cfg, day=DAY, source="sample")
+    emails = [f"reader{i:03}@example.org" for i in range(n)]
+    subscribe(cfg, emails)
+    subscribe(cfg, pending, confirmed=False)
+    jobs.build(cfg, day=DAY)
+    return emails
+
+
+def send_all(cfg):
+    issue_id, batches = jobs.start_sending(cfg, day=DAY)
+    results = [jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b) for a, b in batches]
+    jobs.finish(cfg, issue_id=issue_id)
+    return issue_id, results
+
+
+def counts(cfg, issue_id):
+    with Session(jobs.engine(cfg)) as session:
+        return {k: v for k, v in delivery_counts(session, issue_id=issue_id).items() if v}
+
+
+@pytest.fixture
+def cfg(make_settings, database_url, smtp_server):
+    _, url = smtp_server
+    return make_settings(database_url=database_url, smtp_url=url, send_batch_size=3, claim_size=2)
+
+
+def test_every_confirmed_subscriber_gets_one_valid_message(cfg, smtp_server):
+    handler, _ = smtp_server
+    emails = prepare(cfg, n=7, pending=["waiting@example.org"])
+    issue_id, results = send_all(cfg)
+
+    assert sorted(r for m in handler.messages for r in m.rcpt) == emails  # pending address gets nothing
+    assert len(results) == 3  # 7 deliveries in batches of 3
+    assert handler.connections == 3  # one SMTP connection per batch, reused for its messages
+    assert counts(cfg, issue_id) == {"sent": 7}
+    with Session(jobs.engine(cfg)) as session:
+        issue = session.get(Issue, issue_id)
+        assert issue.status == IssueStatus.finished and issue.finished_at is not None
+        top_title = issue.items[0]["title"]
+        uids = {s.email: s.uid for s in session.exec(select(Subscriber))}
+
+    unsubscribe = Signer(cfg.secret_key, Purpose.unsubscribe)
+    message_ids = set()
+    for received in handler.messages:
+        msg = received.message
+        (rcpt,) = received.rcpt
+        assert received.mail_from == "digest@papers.example.org"
+        assert msg["To"] == rcpt
+        assert msg.get_content_type() == "multipart/alternative"
+        text, html = (p.get_content() for p in msg.iter_parts())
+        assert top_title in text
+        # The unsubscribe link is this subscriber's own, signed, carrying the opaque id only.
+        url = msg["List-Unsubscribe"].split(",")[0].strip()[1:-1]
+        assert url.startswith("https://papers.example.org/u/") and rcpt not in url
+        assert unsubscribe.unsign(url.rsplit("/", 1)[1]) == uids[rcpt]
+        assert url in text and f'href="{url}"' in html
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        message_ids.add(msg["Message-ID"])
+    assert len(message_ids) == 7
+
+
+def test_a_second_run_sends_nothing(cfg, smtp_server):
+    handler, _ = smtp_server
+    prepare(cfg, n=4)
+    send_all(cfg)
+    subscribe(cfg, ["late@example.org"])  # joined after the issue went out: not in its snapshot
+    issue_id, results = send_all(cfg)
+    assert len(handler.messages) == 4
+    assert results == []
+    assert counts(cfg, issue_id) == {"sent": 4}
+
+
+def test_temporary_and_permanent_failures_are_recorded_and_do_not_stop_the_batch(cfg, smtp_server, smtp_script):
+    handler, _ = smtp_server
+    emails = prepare(cfg, n=6)
+    smtp_script.rcpt_replies[emails[1]] = "451 4.3.0 try again later"
+    smtp_script.rcpt_replies[emails[2]] = "550 5.1.1 no such user"
+    smtp_script.data_replies[emails[3]] = "421 4.7.0 closing channel"
+    issue_id, _ = send_all(cfg)
+
+    assert sorted(r for m in handler.messages for r in m.rcpt) == [emails[0], emails[4], emails[5]]
+    with Session(jobs.engine(cfg)) as session:
+        rows = {s.email: d for d, s in session.exec(
+            select(Delivery, Subscriber).where(Delivery.subscriber_id == Subscriber.id))}
+        issue = session.get(Issue, issue_id)
+    assert rows[emails[1]].status == DeliveryStatus.retry and rows[emails[1]].next_attempt_at is not None
+    assert rows[emails[1]].smtp_reply.startswith("451")
+    assert rows[emails[2]].status == DeliveryStatus.failed and "5.1.1" in rows[emails[2]].smtp_reply
+    assert rows[emails[3]].status == DeliveryStatus.retry and rows[emails[3]].smtp_reply.startswith("421")
+    assert issue.status == IssueStatus.sending  # retries keep it open
+
+    # Once due, a later run retries only those, and the issue finishes.
+    smtp_script.rcpt_replies.clear()
+    smtp_script.data_replies.clear()
+    with Session(jobs.engine(cfg)) as session:
+        for d in session.exec(select(Delivery).where(Delivery.status == DeliveryStatus.retry)):
+            d.next_attempt_at = d.updated_at
+            session.add(d)
+        session.commit()
+    send_all(cfg)
+    assert sorted(r for m in handler.messages for r in m.rcpt) == sorted([emails[i] for i in (0, 1, 3, 4, 5)])
+    assert counts(cfg, issue_id) == {"sent": 5, "failed": 1}
+
+
+def test_connection_dropped_after_the_final_dot_is_uncertain_not_resent(cfg, smtp_server, smtp_script):
+    handler, _ = smtp_server
+    emails = prepare(cfg, n=5)
+    smtp_script.drop_after_data.add(emails[2])
+    issue_id, _ = send_all(cfg)
+    # The server got it but the reply was lost (RFC 1047): recorded as uncertain, never sent again.
+    assert counts(cfg, issue_id) == {"sent": 4, "uncertain": 1}
+    send_all(cfg)
+    assert sorted(r for m in handler.messages for r in m.rcpt) == emails
+    with Session(jobs.engine(cfg)) as session:
+        issue = session.get(Issue, issue_id)
+    assert issue.status == IssueStatus.finished
+
+
+def test_unsubscribed_before_its_turn_gets_nothing(cfg, smtp_server):
+    handler, _ = smtp_server
+    emails = prepare(cfg, n=4)
+    issue_id, batches = jobs.start_sending(cfg, day=DAY)  # the snapshot includes emails[3]
+    with Session(jobs.engine(cfg)) as session:
+        sub = session.exec(select(Subscriber).where(Subscriber.email == emails[3])).one()
+        sub.status = SubscriberStatus.unsubscribed
+        session.add(sub)
+        session.commit()
+    for a, b in batches:
+        jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+    assert emails[3] not in [r for m in handler.messages for r in m.rcpt]
+    assert counts(cfg, issue_id) == {"sent": 3, "skipped": 1}
+
+
+class CrashingMessenger:
+    """Sends through a real SMTP messenger, then the process "dies" before message ``crash_at``."""
+
+    def __init__(self, inner: SMTPMessenger, crash_at: int) -> None:
+        self.inner, self.crash_at, self.count = inner, crash_at, 0
+
+    def send(self, **kw):
+        self.count += 1
+        if self.count == self.crash_at:
+            raise KeyboardInterrupt  # as a signal would, between two messages
+        return self.inner.send(**kw)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_crash_mid_batch_then_rerun_sends_each_remaining_subscriber_once(cfg, smtp_server):
+    from pipeline.dispatch import send_batch
+
+    handler, url = smtp_server
+    emails = prepare(cfg, n=8)
+    issue_id, _ = jobs.start_sending(cfg, day=DAY)
+    crashing = CrashingMessenger(SMTPMessenger(url, timeout=10), crash_at=4)
+    with pytest.raises(KeyboardInterrupt):
+        send_batch(jobs.engine(cfg), issue_id=issue_id, after_id=0, upto_id=10**9, messenger=crashing,
+                   ctx=jobs.send_context(cfg))
+    crashing.close()
+    assert len(handler.messages) == 3
+    # The interrupted message is recorded as uncertain (it may have been in flight); the rest wait.
+    assert counts(cfg, issue_id) == {"sent": 3, "uncertain": 1, "pending": 4}
+
+    send_all(cfg)
+    received = [r for m in handler.messages for r in m.rcpt]
+    assert len(received) == len(set(received)) == 7
+    assert set(emails) - set(received) == {emails[3]}
+    assert counts(cfg, issue_id) == {"sent": 7, "uncertain": 1}
+
+
+def test_stale_claim_of_a_dead_sender_is_recovered(cfg, smtp_server):
+    """A sender killed outright leaves rows "sending"; once the lease runs out they are settled."""
+    from sqlalchemy import text
+
+    handler, _ = smtp_server
+    emails = prepare(cfg, n=5)
+    issue_id, _ = jobs.start_sending(cfg, day=DAY)
+    engine = jobs.engine(cfg)
+    # What a SIGKILLed batch leaves: two rows recorded sent, three still claimed under its lease.
+    with engine.begin() as conn:
+        ids = [r[0] for r in conn.execute(text("SELECT id FROM delivery ORDER BY id"))]
+        conn.execute(text("UPDATE delivery SET status='sent' WHERE id IN (:a, :b)"), {"a": ids[0], "b": ids[1]})
+        conn.execute(
+            text("UPDATE delivery SET status='sending', claim='dead', attempts=1, "
+                 "lease_until=:past WHERE id > :b"),
+            {"past": dt.datetime(2000, 1, 1), "b": ids[1]},
+        )
+    send_all(cfg)
+    # First row of the dead claim may have been in flight: uncertain. The two after it were never tried.
+    assert sorted(r for m in handler.messages for r in m.rcpt) == [emails[3], emails[4]]
+    assert counts(cfg, issue_id) == {"sent": 4, "uncertain": 1}
+
+
+def test_unreachable_server_leaves_every_delivery_retryable(make_settings, database_url):
+    cfg = make_settings(database_url=database_url, smtp_url="smtp://127.0.0.1:1", send_batch_size=10)
+    prepare(cfg, n=3)
+    issue_id, batches = jobs.start_sending(cfg, day=DAY)
+    with pytest.raises(DeliveryError, match="cannot connect to SMTP server 127.0.0.1:1"):
+        jobs.send_range(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][1])
+    assert counts(cfg, issue_id) == {"pending": 3}
