@@ -18,14 +18,13 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 from sqlmodel import Session, select
 
 from pipeline import jobs, slots
 from pipeline.dispatch import delivery_counts, iter_unsettled
 from pipeline.errors import ConfigError, PapermailError
 from pipeline.models import Subscriber, SubscriberStatus, utcnow
-from pipeline.rank import EXPLAIN_COLUMNS, explain_rows
+from pipeline.rank import explain_lines
 from pipeline.settings import Settings, get_settings
 from pipeline.subscribers import add_subscriber, import_rows, list_subscribers, read_csv_emails
 
@@ -140,19 +139,19 @@ def rank(
     if not scores:
         raise PapermailError(f"no papers listed on {day}: run papermail ingest --date {day} first")
     out.print(f"{len(scores)} papers listed on {day}, scored as of {req.as_of:%Y-%m-%d %H:%M} UTC")
-    table = Table(*(EXPLAIN_COLUMNS if explain else ("rank", "score", "title")), show_lines=False)
-    for row, score in zip(explain_rows(scores[:limit]), scores[:limit]):
-        if explain:
-            table.add_row(*row)
-        else:
-            table.add_row(row[0], row[2], papers[score.arxiv_id].title[:90])
-    out.print(table)
     if explain:
+        for line in explain_lines(scores[:limit]):
+            out.print(line, markup=False, highlight=False)
         w = req.weights
         out.print(
-            f"score = ({w.upvote:g}·upvotes/h + {w.comment:g}·comments/h + {w.star:g}·log10(1+stars))"
-            f" × 0.5^(age/{w.half_life_hours:g} h); velocity over the last {w.window_hours:g} h of snapshots"
+            f"score = ({w.upvote:g}·upvotes gained/h + {w.comment:g}·comments gained/h + {w.star:g}·log10(1+stars))"
+            f" × 0.5^(age/{w.half_life_hours:g} h); gains over the last {w.window_hours:g} h of snapshots,"
+            " or since listing when there is one snapshot",
+            markup=False, highlight=False,
         )
+        return
+    for i, score in enumerate(scores[:limit], 1):
+        out.print(f"{i:>3}  {score.score:>7.3f}  {papers[score.arxiv_id].title[:100]}", markup=False, highlight=False)
 
 
 @app.command()
@@ -183,6 +182,7 @@ def _send(cfg: Settings, day: dt.date) -> None:
         tasks.dispatch.delay(day.isoformat())
         out.print(f"sending of {day} queued; follow it with: papermail status --date {day}")
         return
+    jobs.engine(cfg)  # schema ready before two threads use it
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(lambda: tasks.dispatch.delay(day.isoformat()).get())
         _follow(cfg, day, until=future.done)
@@ -318,7 +318,7 @@ def subscribers_list(
     with Session(jobs.engine(settings())) as session:
         subs = list_subscribers(session, status=status_filter)
     for sub in subs:
-        out.print(f"{sub.email}\t{sub.status.value}\t{sub.created_at:%Y-%m-%d}", markup=False, highlight=False)
+        typer.echo(f"{sub.email}\t{sub.status.value}\t{sub.created_at:%Y-%m-%d}")  # tab-separated for scripts
     err.print(f"{len(subs)} subscriber(s)")
 
 

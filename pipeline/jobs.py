@@ -9,6 +9,7 @@ redelivered simply runs its step again.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -43,10 +44,14 @@ from pipeline.settings import Settings
 SAMPLE = "sample"
 
 
+_schema_lock = threading.Lock()
+
+
 @lru_cache(maxsize=8)
 def _ready_engine(url: str) -> Engine:
     engine = engine_for(url)
-    create_schema(engine)  # idempotent: a newcomer never has to run a migration first
+    with _schema_lock:  # the CLI's progress thread and the sender may ask at once
+        create_schema(engine)  # idempotent: a newcomer never has to run a migration first
     return engine
 
 

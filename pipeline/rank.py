@@ -153,22 +153,12 @@ def why_trending(score: TrendScore) -> str:
     return " · ".join(text for _, text in phrases)
 
 
-EXPLAIN_COLUMNS = ("rank", "arxiv id", "score", "upvotes/h", "comments", "stars", "decay", "age h", "why")
-
-
-def explain_rows(scores: list[TrendScore]) -> list[tuple[str, ...]]:
-    """Rows for ``papermail rank --explain``: each score with its parts."""
-    return [
-        (
-            str(i),
-            s.arxiv_id,
-            f"{s.score:.3f}",
-            f"{s.upvote_part:.3f}",
-            f"{s.comment_part:.3f}",
-            f"{s.star_part:.3f}",
-            f"×{s.decay:.3f}",
-            f"{s.age_hours:.1f}",
-            why_trending(s),
+def explain_lines(scores: list[TrendScore]) -> list[str]:
+    """Lines for ``papermail rank --explain``: each score as the sum of its parts, times decay."""
+    lines = ["  #  arxiv id        score = (upvotes/h + comments/h + stars) × decay    age  why"]
+    for i, s in enumerate(scores, 1):
+        lines.append(
+            f"{i:>3}  {s.arxiv_id:<14} {s.score:>6.3f} = ({s.upvote_part:>9.3f} + {s.comment_part:>10.3f}"
+            f" + {s.star_part:>5.3f}) × {s.decay:.3f}  {s.age_hours:>4.0f} h  {why_trending(s)}"
         )
-        for i, s in enumerate(scores, 1)
-    ]
+    return lines

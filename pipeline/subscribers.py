@@ -27,7 +27,8 @@ def normalize_email(raw: str) -> str:
         result = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise SubscriberError(f"{raw.strip()!r} is not a valid email address: {exc}") from exc
-    return result.normalized
+    # Local parts are case-sensitive in theory and never in practice: store one form per person.
+    return result.normalized.lower()
 
 
 @dataclass(slots=True)

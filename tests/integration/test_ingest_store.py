@@ -1,15 +1,12 @@
-"""store_papers on a real database: SQLite file always, PostgreSQL when TEST_POSTGRES_URL is set."""
+"""store_papers on real databases: a SQLite file and PostgreSQL."""
 
 import dataclasses
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, event, func, text
-from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
 import pipeline.ingest.store as store_module
@@ -33,34 +30,13 @@ MORNING = papers_of("hf_daily_papers_2025-03-21_0600Z.json")
 EVENING = papers_of("hf_daily_papers_2025-03-21_1800Z.json")
 
 
-# PostgreSQL joins in only where a server is named, so a plain unit run stays quiet.
-BACKENDS = ["sqlite"] + ([pytest.param("postgres", marks=pytest.mark.postgres)] if os.environ.get("TEST_POSTGRES_URL") else [])
-
-
-@pytest.fixture(params=BACKENDS)
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'papermail.db'}")
-        create_schema(engine)
-        yield engine
-        engine.dispose()
-        return
-    url = os.environ["TEST_POSTGRES_URL"]
-    # A schema of our own, so parallel test runs and other suites never see our rows.
-    schema = f"test_ingest_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    engine = make_engine(scoped.render_as_string(hide_password=False))
-    try:
-        create_schema(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """SQLite file and a fresh PostgreSQL database (see conftest.database_url)."""
+    engine = make_engine(database_url)
+    create_schema(engine)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

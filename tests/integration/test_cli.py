@@ -1,0 +1,132 @@
+"""The ``papermail`` command as a newcomer runs it: real processes, embedded defaults."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES
+
+DAY = "2025-03-21"
+
+
+def papermail(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True):
+    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "BROKER_URL", "SMTP_URL", "OUTBOX_DIR"}}
+    base.update({"SECRET_KEY": "cli-test-secret-0123456789abcdef", "ENVIRONMENT": "test"})
+    base.update(env or {})
+    proc = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=base, capture_output=True,
+                          text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"papermail {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def read_eml(path: Path) -> email.message.EmailMessage:
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[return-value]
+
+
+def test_the_readme_demo_writes_one_valid_message_per_demo_subscriber_and_a_rerun_sends_nothing(tmp_path):
+    papermail(tmp_path, "init", "--demo")
+    first = papermail(tmp_path, "run", "--source", "sample")
+    outbox = tmp_path / "var" / "outbox" / DAY
+    files = sorted(p.name for p in outbox.glob("*.eml"))
+    assert files == ["ada@example.org.eml", "alan@example.org.eml", "grace@example.org.eml"]
+    assert "3 sent" in first.stdout and str(Path("var/outbox") / DAY) in first.stdout
+    assert "Training-Free Efficient Video Generation" in (tmp_path / "var" / f"preview-{DAY}.html").read_text()
+
+    msg = read_eml(outbox / "ada@example.org.eml")
+    assert msg["To"] == "ada@example.org"
+    for header in ("Message-ID", "Date", "From", "Subject", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post"):
+        assert msg[header], header
+    assert msg["Subject"].startswith("Trending ML Papers — 21 Mar 2025: Training-Free Efficient Video Generation")
+    text, html = (p.get_content() for p in msg.iter_parts())
+    # The top papers of the sample day, by trend score, with their links.
+    assert text.index("Training-Free Efficient Video Generation") < text.index("UbiMoE")
+    assert "https://huggingface.co/papers/2505.16864" in text and "https://huggingface.co/papers/2505.16864" in html
+
+    mtimes = {p: p.stat().st_mtime_ns for p in outbox.glob("*.eml")}
+    again = papermail(tmp_path, "run", "--source", "sample")
+    assert "0 new papers" in again.stdout and "already built" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in outbox.glob("*.eml")} == mtimes  # nothing rewritten
+    status = papermail(tmp_path, "status", "--date", DAY)
+    assert "finished" in status.stdout and "3 sent" in status.stdout
+
+
+def test_a_feed_with_broken_records_still_makes_the_issue_and_reports_what_it_skipped(tmp_path):
+    papermail(tmp_path, "init")
+    papermail(tmp_path, "subscribers", "add", "reader@example.org")
+    feed = tmp_path / "feed.json"
+    feed.write_bytes((FIXTURES / "hf_page_hostile.json").read_bytes())
+    result = papermail(tmp_path, "run", "--date", DAY, "--source", f"file:{feed}")
+    assert "skipped 13 malformed record(s)" in result.stderr
+    assert "missing" in result.stderr  # each with its reason
+    assert "Traceback" not in result.stderr
+    msg = read_eml(tmp_path / "var" / "outbox" / DAY / "reader@example.org.eml")
+    html = msg.get_body(("html",)).get_content()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "\n" not in msg["Subject"] and "Bcc" not in msg.keys()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("ingest", "--date", DAY, "--source", "file:missing.json"), "error: no such file: missing.json"),
+        (("ingest", "--source", "gopher"), "error: unknown source 'gopher'"),
+        (("build", "--date", "2030-01-01"), "error: no papers listed on 2030-01-01"),
+        (("send", "--date", "2030-01-01"), "error: there is no issue for 2030-01-01"),
+        (("subscribers", "add", "not-an-address"), "error: 'not-an-address' is not a valid email address"),
+    ],
+)
+def test_user_mistakes_end_in_one_line_and_a_nonzero_exit(tmp_path, args, message):
+    proc = papermail(tmp_path, *args, check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith(message), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_placeholder_secret_is_refused_outside_development(tmp_path):
+    proc = papermail(tmp_path, "init", env={"ENVIRONMENT": "production", "SECRET_KEY": "change-me"}, check=False)
+    assert proc.returncode == 78
+    assert "SECRET_KEY" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_subscribers_import_and_list(tmp_path):
+    csv = tmp_path / "people.csv"
+    csv.write_text("name,email\nAda,Ada@Example.org\nBad,nope\nAda again,ada@example.org\n")
+    papermail(tmp_path, "init")
+    imported = papermail(tmp_path, "subscribers", "import", str(csv))
+    assert "added 1, already subscribed 1" in imported.stdout and "invalid 1" in imported.stdout
+    listed = papermail(tmp_path, "subscribers", "list")
+    assert listed.stdout.split("\t")[0] == "ada@example.org"  # normalized, stored once
+
+
+def test_rank_explain_prints_each_score_as_its_parts(tmp_path):
+    papermail(tmp_path, "ingest", "--source", "sample")
+    out = papermail(tmp_path, "rank", "--date", DAY, "--explain", "--limit", "3").stdout
+    lines = [line for line in out.splitlines() if re.match(r"\s+\d+\s+\d{4}\.\d+", line)]
+    assert len(lines) == 3 and "2505.16864" in lines[0]
+    assert "× 0.5^(age/36 h)" in out
+
+
+def test_help_explains_the_commands(tmp_path):
+    out = papermail(tmp_path, "--help").stdout
+    for command in ("init", "ingest", "rank", "build", "send", "run", "preview", "status", "subscribers"):
+        assert command in out
+    assert "file:PATH" in papermail(tmp_path, "run", "--help").stdout
+
+
+def test_preview_writes_html_without_placeholders(tmp_path):
+    papermail(tmp_path, "ingest", "--source", "sample")
+    papermail(tmp_path, "build", "--date", DAY)
+    papermail(tmp_path, "preview", "--date", DAY, "--out", "p.html")
+    html = (tmp_path / "p.html").read_text()
+    assert "pm-slot" not in html and "/u/preview" in html
+    json.dumps(html)  # plain text file
