@@ -271,8 +271,8 @@ def _print_status(cfg: Settings, day: dt.date) -> None:
         issue = jobs.issue_for(session, day)
         counts = delivery_counts(session, issue_id=issue.id)  # type: ignore[arg-type]
         problems = [(d.subscriber_id, d.status.value, d.last_error or d.smtp_reply or "") for d in iter_unsettled(session, issue_id=issue.id)]  # type: ignore[arg-type]
-        emails = dict(session.exec(select(Subscriber.id, Subscriber.email).where(
-            Subscriber.id.in_([p[0] for p in problems])))) if problems else {}  # type: ignore[union-attr]
+        ids = [p[0] for p in problems]
+        emails = dict(session.exec(select(Subscriber.id, Subscriber.email).where(Subscriber.id.in_(ids))).all())  # type: ignore[union-attr]
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no deliveries yet"
     out.print(f"issue {day}: {issue.status.value} — {summary}")
     for sub_id, state, reason in problems[:50]:

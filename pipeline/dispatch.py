@@ -23,6 +23,7 @@ from __future__ import annotations
 import random
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -201,6 +202,27 @@ _RECORD_SQL = text(
 )
 
 
+@contextmanager
+def _fast_commits(conn: Connection) -> Iterator[None]:
+    """On PostgreSQL, don't wait for the WAL flush on each ledger commit.
+
+    A dying worker loses nothing this way (its commits are in the server); only a
+    crash of the database server itself can lose the last fraction of a second of
+    ledger writes. Without it every message costs a disk flush.
+    """
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    conn.exec_driver_sql("SET synchronous_commit TO OFF")
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.exec_driver_sql("RESET synchronous_commit")
+        conn.commit()
+
+
 def _claim(conn: Connection, *, issue_id: int, after: int, upto: int, limit: int, claim: str,
            now: datetime, lease_until: datetime) -> list[tuple[int, int, int]]:
     lock = " FOR UPDATE SKIP LOCKED" if conn.dialect.name == "postgresql" else ""
@@ -266,7 +288,7 @@ def send_batch(
     make_recipient = RecipientFactory(issue, ctx)
     claim = secrets.token_hex(8)
     cursor = after_id
-    with engine.connect() as conn:
+    with engine.connect() as conn, _fast_commits(conn):
         while True:
             now = clock()
             rows = _claim(conn, issue_id=issue_id, after=cursor, upto=upto_id, limit=ctx.claim_size,

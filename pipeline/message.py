@@ -63,17 +63,18 @@ class Recipient:
 
 def qp_value(value: str) -> bytes:
     """A slot value as quoted-printable: '=' escaped, lines wrapped with soft breaks."""
-    escaped = value.replace("=", "=3D")
-    if len(escaped) <= 75:
-        return escaped.encode("ascii")
-    lines, line = [], ""
-    for piece in re.findall(r"=3D|.", escaped):
-        if len(line) + len(piece) > 75:
-            lines.append(line)
-            line = ""
-        line += piece
-    lines.append(line)
-    return "=\r\n".join(lines).encode("ascii")
+    if "=" not in value:  # the usual case: URLs and addresses, cut anywhere
+        pieces = [value[i : i + 75] for i in range(0, len(value), 75)] or [""]
+    else:
+        pieces, line = [], ""
+        for char in value:
+            escaped = "=3D" if char == "=" else char
+            if len(line) + len(escaped) > 75:
+                pieces.append(line)
+                line = ""
+            line += escaped
+        pieces.append(line)
+    return "=\r\n".join(pieces).encode("ascii")
 
 
 Segment = bytes | tuple[str, str]  # literal bytes, or (slot, encoding)

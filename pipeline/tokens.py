@@ -1,16 +1,26 @@
 """Signed tokens for the links in every email.
 
-Each carries the subscriber's opaque ``uid`` (never the address) and is signed
-with a salt per purpose, so an unsubscribe token cannot confirm or change
-preferences. Unsubscribe and preference links do not expire: people click
-them in year-old mail. Confirmation tokens do (``max_age``).
+Each carries the subscriber's opaque ``uid`` (random, never the address) and
+is signed with a key of its own purpose, so an unsubscribe token cannot
+confirm an address or change preferences. Unsubscribe and preference links
+never expire (people click them in year-old mail); confirmation tokens carry
+a timestamp and are checked with ``max_age``.
+
+Keys are derived once per purpose; itsdangerous then signs with that key as
+is, which keeps signing cheap enough to do for every message of a large send.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from enum import StrEnum
 
-from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import BadSignature, Signer as _ItsSigner, TimestampSigner
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9_\-.]{1,200}")
 
 
 class Purpose(StrEnum):
@@ -23,22 +33,23 @@ class Signer:
     """Makes and checks the tokens of one purpose."""
 
     def __init__(self, secret_key: str, purpose: Purpose) -> None:
-        self._purpose = purpose
-        self._plain = URLSafeSerializer(secret_key, salt=purpose.value)
-        self._timed = URLSafeTimedSerializer(secret_key, salt=purpose.value)
+        key = hmac.new(secret_key.encode(), purpose.value.encode(), hashlib.sha256).digest()
+        kind = TimestampSigner if purpose is Purpose.confirm else _ItsSigner
+        self._signer = kind(key, key_derivation="none", digest_method=hashlib.sha256)
+        self._timed = purpose is Purpose.confirm
 
     def sign(self, uid: str) -> str:
-        if self._purpose is Purpose.confirm:
-            return self._timed.dumps(uid)
-        return self._plain.dumps(uid)
+        return self._signer.sign(uid).decode("ascii")
 
     def unsign(self, token: str, *, max_age: int | None = None) -> str | None:
         """The uid in ``token``, or None if it is tampered, expired or of another purpose."""
-        try:
-            if self._purpose is Purpose.confirm:
-                value = self._timed.loads(token, max_age=max_age)
-            else:
-                value = self._plain.loads(token)
-        except BadSignature:  # SignatureExpired is a BadSignature too
+        if not _TOKEN.fullmatch(token):  # base64 decoding would quietly skip stray characters
             return None
-        return value if isinstance(value, str) else None
+        try:
+            if self._timed:
+                value = self._signer.unsign(token, max_age=max_age)  # type: ignore[call-arg]
+            else:
+                value = self._signer.unsign(token)
+            return value.decode("ascii")
+        except (BadSignature, UnicodeError):  # SignatureExpired is a BadSignature too
+            return None

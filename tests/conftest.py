@@ -78,6 +78,7 @@ class SMTPScript:
     data_replies: dict[str, str] = field(default_factory=dict)
     drop_after_data: set[str] = field(default_factory=set)
     delay: float = 0.0
+    pipelining: bool = False
 
 
 class RecordingHandler:
@@ -91,6 +92,8 @@ class RecordingHandler:
         with self.lock:
             self.connections += 1
         session.host_name = hostname
+        if self.script.pipelining:  # aiosmtpd reads commands one by one, so it copes with pipelined ones
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001
@@ -127,9 +130,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def smtp_script() -> SMTPScript:
-    return SMTPScript()
+@pytest.fixture(params=[False, True], ids=["plain", "pipelining"])
+def smtp_script(request: pytest.FixtureRequest) -> SMTPScript:
+    """Every SMTP test runs against a server without and with PIPELINING (RFC 2920)."""
+    return SMTPScript(pipelining=request.param)
 
 
 @pytest.fixture
