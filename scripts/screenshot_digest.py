@@ -1,4 +1,4 @@
-"""Render the 10-paper sample digest and screenshot it at phone and desktop widths.
+"""Build the sample day's issue with the real pipeline and screenshot it at phone and desktop widths.
 
     .venv/bin/python scripts/screenshot_digest.py [OUT_DIR]   # default var/screenshots/
 
@@ -9,9 +9,8 @@ network-quiet flags from REFERENCE.md §9.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import sys
+import tempfile
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -19,9 +18,10 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.render import DigestContext, render_digest  # noqa: E402
+from pipeline import jobs  # noqa: E402
+from pipeline.render import RenderedIssue  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
 
-SAMPLE = ROOT / "pipeline" / "data" / "hf_daily_papers_2025-03-21_1800Z.json"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -33,47 +33,19 @@ CHROMIUM_ARGS = [
 ]
 
 
-def sample_items(n: int = 10) -> list[dict]:
-    """The top ``n`` papers of the sample day by upvotes, shaped like frozen ranking output."""
-    entries = sorted(json.loads(SAMPLE.read_text()), key=lambda e: -e["paper"]["upvotes"])[:n]
-    items = []
-    for rank, entry in enumerate(entries, 1):
-        paper, aid = entry["paper"], entry["paper"]["id"]
-        stars = paper.get("githubStars")
-        why = f"+{paper['upvotes']} upvotes in the last 12 h"
-        items.append(
-            {
-                "rank": rank,
-                "arxiv_id": aid,
-                "title": entry["title"],
-                "authors": [a["name"] for a in paper["authors"]],
-                "summary": entry["summary"],
-                "url": f"https://huggingface.co/papers/{aid}",
-                "abs_url": f"https://arxiv.org/abs/{aid}",
-                "github_repo": paper.get("githubRepo"),
-                # The sample has no project pages; give the first paper one so the layout shows it.
-                "project_page": f"https://example.org/projects/{aid}" if rank == 1 else None,
-                "upvotes": paper["upvotes"],
-                "comments": entry["numComments"],
-                "github_stars": stars,
-                "score": float(paper["upvotes"]),
-                "why": why + (f" · {stars} GitHub stars" if stars is not None else ""),
-            }
-        )
-    return items
+def sample_issue(work: Path) -> RenderedIssue:
+    """The real daily job's issue for the bundled sample day, built in a throwaway database."""
+    cfg = Settings(_env_file=None, database_url=f"sqlite:///{work / 'screens.db'}", outbox_dir=work / "outbox",  # type: ignore[call-arg]
+                   base_url="https://papers.example.org", mail_from="Trending ML Papers <digest@papers.example.org>")
+    jobs.ingest(cfg, day=jobs.sample_day(), source=jobs.SAMPLE)
+    issue, _ = jobs.build(cfg, day=jobs.sample_day())
+    return RenderedIssue(subject=issue.subject, html=issue.html, text=issue.text)
 
 
 def main(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    base = "https://papers.example.org"
-    ctx = DigestContext(
-        list_name="Trending ML Papers",
-        issue_date=dt.date(2025, 3, 21),
-        archive_url=f"{base}/issues/2025-03-21",
-        site_url=base,
-        list_address="digest@papers.example.org",
-    )
-    issue = render_digest(sample_items(), ctx=ctx)
+    with tempfile.TemporaryDirectory() as work:
+        issue = sample_issue(Path(work))
     html_file = out_dir / "digest.html"
     html_file.write_text(issue.html, encoding="utf-8")
     (out_dir / "digest.txt").write_text(issue.text, encoding="utf-8")
