@@ -12,7 +12,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -44,7 +44,7 @@ err = Console(stderr=True, soft_wrap=True)
 DEMO_SUBSCRIBERS = ("ada@example.org", "grace@example.org", "alan@example.org")
 
 DateOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--date", help="The day whose papers the issue ranks (YYYY-MM-DD). Default: yesterday (UTC)."),
 ]
 SourceOpt = Annotated[
@@ -312,7 +312,7 @@ def subscribers_import(
 
 @subscribers_app.command("list")
 def subscribers_list(
-    status_filter: Annotated[Optional[SubscriberStatus], typer.Option("--status", help="Only this status.")] = None,
+    status_filter: Annotated[SubscriberStatus | None, typer.Option("--status", help="Only this status.")] = None,
 ) -> None:
     """List subscribers with their status."""
     with Session(jobs.engine(settings())) as session:

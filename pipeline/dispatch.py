@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, bindparam, text
 from sqlmodel import Session, func, select
@@ -73,7 +73,7 @@ class BatchResult:
 
 def _db_time(moment: datetime) -> datetime:
     """Text SQL binds naive UTC, as the UTCDateTime columns store it."""
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def archive_url(base_url: str, day: object) -> str:

@@ -30,14 +30,14 @@ class RankRequest:
 
 
 def as_of_for(day: dt.date, *, send_hour: int, now: dt.datetime) -> dt.datetime:
-    cutoff = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(send_hour), tzinfo=dt.timezone.utc)
+    cutoff = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(send_hour), tzinfo=dt.UTC)
     return min(cutoff, now)
 
 
 def _listed_at(paper: Paper) -> dt.datetime:
     if paper.submitted_at is not None:
         return paper.submitted_at
-    return dt.datetime.combine(paper.listed_on, dt.time(0), tzinfo=dt.timezone.utc)
+    return dt.datetime.combine(paper.listed_on, dt.time(0), tzinfo=dt.UTC)
 
 
 def _recently_featured(session: Session, day: dt.date) -> set[str]:

@@ -128,7 +128,7 @@ class MessageTemplate:
         list_name: str,
         archive_url: str,
         date: datetime,
-    ) -> "MessageTemplate":
+    ) -> MessageTemplate:
         """Encode an issue once. ``subject`` and ``list_name`` must already be header-safe."""
         for field in (subject, list_name, list_id, archive_url):
             if "\r" in field or "\n" in field:

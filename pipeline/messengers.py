@@ -33,7 +33,7 @@ class SendResult:
     reply: str
 
     @classmethod
-    def from_reply(cls, code: int, reply: bytes | str) -> "SendResult":
+    def from_reply(cls, code: int, reply: bytes | str) -> SendResult:
         text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
         text = f"{code} {' '.join(text.split())}"[:1000]
         if 200 <= code < 300:

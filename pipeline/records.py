@@ -40,6 +40,6 @@ class ParseResult:
     papers: list[PaperIn] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
 
-    def extend(self, other: "ParseResult") -> None:
+    def extend(self, other: ParseResult) -> None:
         self.papers.extend(other.papers)
         self.skipped.extend(other.skipped)

@@ -14,7 +14,6 @@ import functools
 import logging
 import re
 import textwrap
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from premailer import Premailer
 
 from pipeline import slots
 from pipeline.errors import RenderError
+from pipeline.text import clean_text
 
 SUBJECT_LIMIT = 150
 TITLE_LIMIT = 200
@@ -84,16 +84,6 @@ def safe_url(value: Any) -> str | None:
     if parts.scheme.lower() not in ("http", "https") or not host or credentials:
         return None
     return url
-
-
-def clean_text(value: Any) -> str:
-    """One line of text: control characters dropped, runs of whitespace collapsed."""
-    if value is None:
-        return ""
-    text = unicodedata.normalize("NFC", str(value))
-    # A control becomes a space, so "a\r\nBcc:" reads "a Bcc:" and never "aBcc:".
-    text = _CONTROL.sub(" ", text)
-    return " ".join(text.split())
 
 
 def truncate(text: str, limit: int) -> str:

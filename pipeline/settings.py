@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         return value or None
 
     @model_validator(mode="after")
-    def _enforce_real_secret(self) -> "Settings":
+    def _enforce_real_secret(self) -> Settings:
         if self.environment != "development" and self.secret_key in PLACEHOLDER_SECRETS:
             raise ValueError(
                 f"SECRET_KEY is a placeholder; set a long random value in {self.environment}"

@@ -17,8 +17,8 @@ import hmac
 import re
 from enum import StrEnum
 
-from itsdangerous import BadSignature, Signer as _ItsSigner, TimestampSigner
-
+from itsdangerous import BadSignature, TimestampSigner
+from itsdangerous import Signer as _ItsSigner
 
 _TOKEN = re.compile(r"[A-Za-z0-9_\-.]{1,200}")
 

@@ -7,7 +7,7 @@ list and the UTC time it was fetched, which becomes the snapshot's ``fetched_at`
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pipeline.errors import IngestError
@@ -51,7 +51,7 @@ def fetched_at_from_name(path: Path) -> datetime | None:
     if match is None or match[4] is None:
         return None
     try:
-        return datetime(int(match[1]), int(match[2]), int(match[3]), int(match[4]), int(match[5]), tzinfo=timezone.utc)
+        return datetime(int(match[1]), int(match[2]), int(match[3]), int(match[4]), int(match[5]), tzinfo=UTC)
     except ValueError:
         return None
 

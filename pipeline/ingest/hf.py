@@ -11,7 +11,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,26 +20,12 @@ import httpx
 from pipeline.errors import DayNotAvailable, IngestError
 from pipeline.ingest.http import get_with_retries
 from pipeline.records import PaperIn, ParseResult, Skipped
+from pipeline.text import clean_text
 
 MAX_PAGES = 50  # 5,000 papers in a day is far beyond any real list: the API is ignoring ``p``
 MAX_COUNT = 2**31 - 1  # PostgreSQL INTEGER: a larger count would fail the whole flush
 
 # --- field cleaners ---------------------------------------------------------
-
-# Bidi embeddings/overrides/isolates reorder displayed text (the "Trojan Source" trick).
-_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
-
-
-def clean_text(value: str) -> str:
-    """Collapse every run of whitespace (CR, LF, tabs, U+2028 ...) to one space and drop
-    control, surrogate and bidi-override characters."""
-    kept = "".join(
-        ch
-        for ch in value
-        if ch.isspace() or (unicodedata.category(ch) not in ("Cc", "Cs") and ch not in _BIDI)
-    )
-    return " ".join(kept.split())
-
 
 _NEW_ID = re.compile(r"(\d{2})(\d{2})\.\d{4,5}", re.ASCII)  # 2503.16428 (April 2007 on)
 _OLD_ID = re.compile(r"[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{2}(\d{2})\d{3}", re.ASCII)  # hep-th/9901001, math.GT/0309136
@@ -125,7 +111,7 @@ def parse_timestamp(value: str) -> datetime | None:
         return None
     if when.tzinfo is None:
         return None
-    return when.astimezone(timezone.utc)
+    return when.astimezone(UTC)
 
 
 # --- fetch ------------------------------------------------------------------

@@ -2,11 +2,11 @@
 
 import dataclasses
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, event, func, text
+from sqlalchemy import Engine, event, func
 from sqlmodel import Session, select
 
 import pipeline.ingest.store as store_module
@@ -18,8 +18,8 @@ from pipeline.records import PaperIn
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DAY = date(2025, 3, 21)
-AT_0600 = datetime(2025, 3, 21, 6, 0, tzinfo=timezone.utc)
-AT_1800 = datetime(2025, 3, 21, 18, 0, tzinfo=timezone.utc)
+AT_0600 = datetime(2025, 3, 21, 6, 0, tzinfo=UTC)
+AT_1800 = datetime(2025, 3, 21, 18, 0, tzinfo=UTC)
 
 
 def papers_of(name: str, day: date = DAY) -> list[PaperIn]:
@@ -70,7 +70,7 @@ def test_first_ingest_creates_papers_and_snapshots(session: Session):
     assert row.authors == ["Ruyi Xu", "Guangxuan Xiao", "Haofeng Huang", "Junxian Guo", "Song Han"]
     assert row.github_repo == "https://github.com/mit-han-lab/x-attention"
     assert (row.listed_on, row.source) == (DAY, "hf")
-    assert row.published_at == datetime(2025, 3, 20, 17, 4, tzinfo=timezone.utc)
+    assert row.published_at == datetime(2025, 3, 20, 17, 4, tzinfo=UTC)
     assert row.first_seen_at == AT_0600
     [snap] = metrics(session, "2503.16428")
     assert (snap.fetched_at, snap.upvotes, snap.comments, snap.github_stars) == (AT_0600, 22, 2, 7)
@@ -118,7 +118,7 @@ def test_changed_record_updates_content_but_keeps_the_first_sighting(session: Se
         summary="Faster long-context inference.",
         listed_on=date(2025, 3, 22),
         source="file",
-        submitted_at=datetime(2025, 3, 22, 1, 0, tzinfo=timezone.utc),
+        submitted_at=datetime(2025, 3, 22, 1, 0, tzinfo=UTC),
     )
     assert revised.arxiv_id == "2503.16428"
     report = store_papers(session, papers=[revised], fetched_at=AT_1800)
@@ -132,7 +132,7 @@ def test_changed_record_updates_content_but_keeps_the_first_sighting(session: Se
     assert row.listed_on == DAY  # the day it was first listed
     assert row.source == "hf"
     assert row.first_seen_at == AT_0600
-    assert row.submitted_at == datetime(2025, 3, 21, 5, 28, tzinfo=timezone.utc)
+    assert row.submitted_at == datetime(2025, 3, 21, 5, 28, tzinfo=UTC)
     assert row.updated_at > first_updated
 
 

@@ -1,6 +1,6 @@
 """arXiv Atom API: parse_feed/parse_feeds (pure) and fetch (MockTransport)."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
@@ -48,7 +48,7 @@ def test_entry_field_mapping():
     assert x.abstract.endswith("long-context inference in Transformers models using sparse attention.")
     assert "\n" not in x.abstract and "  " not in x.abstract
     assert x.authors == ("Ruyi Xu", "Guangxuan Xiao", "Haofeng Huang", "Junxian Guo", "Song Han")
-    assert x.published_at == datetime(2025, 3, 20, 17, 59, 59, tzinfo=timezone.utc)
+    assert x.published_at == datetime(2025, 3, 20, 17, 59, 59, tzinfo=UTC)
     assert (x.source, x.listed_on) == ("arxiv", DAY)
     assert (x.upvotes, x.comments, x.github_stars) == (0, 0, None)
     assert x.github_repo == "https://github.com/mit-han-lab/x-attention"  # from arxiv:comment, final "." dropped

@@ -1,7 +1,7 @@
 """Hugging Face daily papers: parse (pure) and fetch (MockTransport), plus the file source."""
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
@@ -17,8 +17,9 @@ from pipeline.ingest import (
     read_file,
     sample_files,
 )
-from pipeline.ingest.hf import clean_text, github_repo_url, normalize_arxiv_id, web_url
+from pipeline.ingest.hf import github_repo_url, normalize_arxiv_id, web_url
 from pipeline.records import Skipped
+from pipeline.text import clean_text
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DAY = date(2025, 3, 21)
@@ -29,7 +30,7 @@ API = "https://huggingface.co/api"
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 class Sleeps(list[float]):
@@ -64,7 +65,7 @@ def test_sample_field_mapping():
     assert x.project_page is None
     assert x.published_at == utc(2025, 3, 20, 17, 4)
     assert x.submitted_at == utc(2025, 3, 21, 5, 28)
-    assert x.published_at.tzinfo is timezone.utc
+    assert x.published_at.tzinfo is UTC
     assert x.summary is None and x.keywords == ()
 
     plain = papers["2505.19089"]

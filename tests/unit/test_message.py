@@ -3,7 +3,7 @@
 import email
 import email.policy
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.headerregistry import Address
 
 import pytest
@@ -27,7 +27,7 @@ def template(subject: str = "Trending ML Papers — 21 Mar 2025: Über models") 
         subject=subject, html=HTML, text=TEXT, sender=Address("Trending ML Papers", "digest", "papers.example.org"),
         list_id="trending.papers.example.org", list_name="Trending ML Papers",
         archive_url="https://papers.example.org/issues/2025-03-21",
-        date=datetime(2025, 3, 22, 7, tzinfo=timezone.utc),
+        date=datetime(2025, 3, 22, 7, tzinfo=UTC),
     )
 
 
