@@ -227,7 +227,9 @@ def run(date: DateOpt = None, source: SourceOpt = "hf") -> None:
         out.print(f"daily job for {day} queued; follow it with: papermail status --date {day}")
         return
     _print_ingest(tasks.ingest.delay(day.isoformat(), source).get())
-    issue, built = jobs.build(cfg, day=day)
+    built = tasks.build.delay(day.isoformat()).get()["built"]
+    with Session(jobs.engine(cfg)) as session:
+        issue = jobs.issue_for(session, day)
     out.print(f"issue {day} {'built' if built else 'already built'}: {len(issue.items)} papers — {issue.subject}",
               markup=False, highlight=False)
     preview_path = Path("var") / f"preview-{day}.html"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from pipeline import __version__
@@ -193,14 +194,19 @@ def ingest(
 
 def build(settings: Settings, *, day: dt.date, now: dt.datetime | None = None, force: bool = False) -> tuple[Issue, bool]:
     now = now or utcnow()
-    with session_scope(engine(settings)) as session:
-        return build_issue(
-            session,
-            req=rank_request(settings, day=day, now=now),
-            size=settings.digest_size,
-            ctx=digest_context(settings, day),
-            force=force,
-        )
+    try:
+        with session_scope(engine(settings)) as session:
+            return build_issue(
+                session,
+                req=rank_request(settings, day=day, now=now),
+                size=settings.digest_size,
+                ctx=digest_context(settings, day),
+                force=force,
+            )
+    except IntegrityError:
+        # Another process (a second beat, say) built the same day's issue a moment earlier: use that one.
+        with Session(engine(settings), expire_on_commit=False) as session:
+            return issue_for(session, day), False
 
 
 def issue_for(session: Session, day: dt.date) -> Issue:

@@ -43,9 +43,9 @@ def ingest(self: Task, day: str, source: str = "hf") -> dict:
 
 
 @app.task(name="papermail.build")
-def build(day: str) -> int:
-    issue, _ = jobs.build(get_settings(), day=_day(day))
-    return issue.id
+def build(day: str) -> dict:
+    issue, built = jobs.build(get_settings(), day=_day(day))
+    return {"id": issue.id, "built": built}
 
 
 @app.task(name="papermail.dispatch")

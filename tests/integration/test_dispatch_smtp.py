@@ -227,3 +227,48 @@ def test_unreachable_server_leaves_every_delivery_retryable(make_settings, datab
     with pytest.raises(DeliveryError, match="cannot connect to SMTP server 127.0.0.1:1"):
         jobs.send_range(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][1])
     assert counts(cfg, issue_id) == {"pending": 3}
+
+
+def test_two_senders_on_the_same_batch_send_each_message_once(cfg, smtp_server):
+    """A duplicated batch task (two workers, one batch) must not double-send: claims are compare-and-set."""
+    import threading
+
+    handler, _ = smtp_server
+    emails = prepare(cfg, n=30)
+    issue_id, _ = jobs.start_sending(cfg, day=DAY)
+    errors = []
+
+    def sender():
+        try:
+            jobs.send_range(cfg, issue_id=issue_id, after_id=0, upto_id=10**9)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    received = [r for m in handler.messages for r in m.rcpt]
+    assert sorted(received) == emails  # everyone once, nobody twice
+    assert counts(cfg, issue_id) == {"sent": 30}
+
+
+def test_building_the_same_day_twice_at_once_makes_one_issue(make_settings, database_url):
+    import threading
+
+    cfg = make_settings(database_url=database_url)
+    jobs.ingest(cfg, day=DAY, source="sample")
+    ids, barrier = [], threading.Barrier(3)
+
+    def build():
+        barrier.wait()
+        ids.append(jobs.build(cfg, day=DAY)[0].id)
+
+    threads = [threading.Thread(target=build) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ids) == 3 and len(set(ids)) == 1
