@@ -33,7 +33,7 @@ from sqlmodel import Session, func, select
 from pipeline.errors import DeliveryError
 from pipeline.message import MessageTemplate, Recipient
 from pipeline.messengers import Messenger, SendResult
-from pipeline.models import FINAL_STATUSES, Delivery, DeliveryStatus, Issue, IssueStatus, utcnow
+from pipeline.models import FINAL_STATUSES, Delivery, DeliveryStatus, Issue, IssueStatus, SubscriberStatus, utcnow
 from pipeline.tokens import Purpose, Signer
 
 OPEN_STATUSES = (DeliveryStatus.pending, DeliveryStatus.sending, DeliveryStatus.retry)
@@ -132,7 +132,8 @@ def open_deliveries(session: Session, *, issue: Issue, now: datetime) -> int:
             "SELECT :issue, id, :pending, 0, :now FROM subscriber WHERE status = :active "
             "ON CONFLICT (issue_id, subscriber_id) DO NOTHING"
         ),
-        {"issue": issue.id, "pending": DeliveryStatus.pending.name, "now": _db_time(now), "active": "active"},
+        {"issue": issue.id, "pending": DeliveryStatus.pending.name, "now": _db_time(now),
+         "active": SubscriberStatus.active.name},
     )
     session.refresh(issue)
     return created.rowcount  # type: ignore[attr-defined]
@@ -274,7 +275,6 @@ def send_batch(
     messenger: Messenger,
     ctx: SendContext,
     clock: Callable[[], datetime] = utcnow,
-    on_result: Callable[[str], None] | None = None,
 ) -> BatchResult:
     """Send the open deliveries with ids in ``(after_id, upto_id]``; safe to run twice or concurrently."""
     result = BatchResult()
@@ -296,25 +296,53 @@ def send_batch(
             if not rows:
                 break
             cursor = rows[-1][0]
-            _send_claimed(conn, rows, claim=claim, issue=issue, template=template, make_recipient=make_recipient,
-                          messenger=messenger, ctx=ctx, clock=clock, result=result, on_result=on_result)
+            lease = _Lease(conn, claim=claim, seconds=ctx.lease_seconds, clock=clock, start=now)
+            _send_claimed(conn, rows, claim=claim, lease=lease, template=template, make_recipient=make_recipient,
+                          messenger=messenger, ctx=ctx, clock=clock, result=result)
     return result
 
 
-def _send_claimed(conn: Connection, rows: list[tuple[int, int, int]], *, claim: str, issue: Issue,
+class _Lease:
+    """A claim's lease, renewed at half-time so a slow server never lets it lapse mid-claim."""
+
+    def __init__(self, conn: Connection, *, claim: str, seconds: int, clock: Callable[[], datetime],
+                 start: datetime) -> None:
+        self._conn, self._claim, self._seconds, self._clock = conn, claim, seconds, clock
+        self._renew_at = start + timedelta(seconds=seconds / 2)
+
+    def keep(self, still_held: int) -> None:
+        """Renew if due; raise if a recoverer took rows of this claim away (sending them would duplicate)."""
+        now = self._clock()
+        if now < self._renew_at:
+            return
+        renewed = self._conn.execute(
+            text("UPDATE delivery SET lease_until = :until WHERE claim = :claim AND status = :sending"),
+            {"until": _db_time(now + timedelta(seconds=self._seconds)), "claim": self._claim,
+             "sending": DeliveryStatus.sending.name},
+        ).rowcount  # type: ignore[attr-defined]
+        self._conn.commit()
+        if renewed < still_held:
+            raise LeaseLost(f"claim {self._claim} lost {still_held - renewed} deliveries to lease recovery")
+        self._renew_at = now + timedelta(seconds=self._seconds / 2)
+
+
+class LeaseLost(RuntimeError):
+    """The claim's lease ran out and its rows were settled by someone else."""
+
+
+def _send_claimed(conn: Connection, rows: list[tuple[int, int, int]], *, claim: str, lease: _Lease,
                   template: MessageTemplate, make_recipient: RecipientFactory, messenger: Messenger,
-                  ctx: SendContext, clock: Callable[[], datetime], result: BatchResult,
-                  on_result: Callable[[str], None] | None) -> None:
+                  ctx: SendContext, clock: Callable[[], datetime], result: BatchResult) -> None:
     subscribers = _subscribers(conn, [sub_id for _, sub_id, _ in rows])
     done = 0
     try:
         for row_id, sub_id, attempts in rows:
-            outcome = _send_one(conn, row_id, subscribers[sub_id], attempts=attempts, claim=claim,
-                                template=template, make_recipient=make_recipient, messenger=messenger,
-                                ctx=ctx, now=clock(), result=result)
+            lease.keep(still_held=len(rows) - done)
+            _send_one(conn, row_id, subscribers[sub_id], attempts=attempts, claim=claim, template=template,
+                      make_recipient=make_recipient, messenger=messenger, ctx=ctx, now=clock(), result=result)
             done += 1
-            if on_result is not None:
-                on_result(outcome)
+    except LeaseLost:
+        raise  # the rows are someone else's now: touch nothing
     except DeliveryError:
         # The server could not be reached: nothing of the rest was transmitted.
         _settle_unfinished(conn, rows[done:], claim=claim, first_in_flight=False, now=clock())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -226,10 +225,7 @@ def start_sending(settings: Settings, *, day: dt.date, now: dt.datetime | None =
         return issue.id, plan_batches(session, issue_id=issue.id, size=settings.send_batch_size)
 
 
-def send_range(
-    settings: Settings, *, issue_id: int, after_id: int, upto_id: int,
-    on_result: Callable[[str], None] | None = None,
-) -> BatchResult:
+def send_range(settings: Settings, *, issue_id: int, after_id: int, upto_id: int) -> BatchResult:
     """One batch over one messenger (one SMTP connection)."""
     with Session(engine(settings)) as session:
         issue = session.get(Issue, issue_id)
@@ -241,7 +237,7 @@ def send_range(
     )
     try:
         return send_batch(engine(settings), issue_id=issue_id, after_id=after_id, upto_id=upto_id,
-                          messenger=messenger, ctx=send_context(settings), on_result=on_result)
+                          messenger=messenger, ctx=send_context(settings))
     finally:
         messenger.close()
 
