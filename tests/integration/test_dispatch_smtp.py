@@ -279,7 +279,7 @@ class SteppingClock:
     """A clock that moves ``step`` seconds every time it is read."""
 
     def __init__(self, step: float) -> None:
-        self.now, self.step = dt.datetime.now(dt.timezone.utc), dt.timedelta(seconds=step)
+        self.now, self.step = dt.datetime.now(dt.UTC), dt.timedelta(seconds=step)
 
     def __call__(self) -> dt.datetime:
         self.now += self.step
@@ -338,7 +338,7 @@ def test_a_batch_whose_claim_was_recovered_by_another_stops_instead_of_double_se
             self.calls += 1
             if self.calls == 3:
                 with Session(jobs.engine(cfg)) as session:
-                    far = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+                    far = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
                     recover_stale_claims(session, issue_id=issue_id, now=far)
                     session.commit()
             return inner.send(**kw)
