@@ -23,7 +23,8 @@ from sqlmodel import Session, select
 from pipeline import jobs, slots
 from pipeline.dispatch import delivery_counts, iter_unsettled
 from pipeline.errors import ConfigError, PapermailError
-from pipeline.models import Subscriber, SubscriberStatus, utcnow
+from pipeline.issues import find_issue
+from pipeline.models import Edition, Subscriber, SubscriberStatus, utcnow
 from pipeline.rank import explain_lines
 from pipeline.settings import Settings, get_settings
 from pipeline.subscribers import add_subscriber, import_rows, list_subscribers, read_csv_emails
@@ -46,6 +47,10 @@ DEMO_SUBSCRIBERS = ("ada@example.org", "grace@example.org", "alan@example.org")
 DateOpt = Annotated[
     str | None,
     typer.Option("--date", help="The day whose papers the issue ranks (YYYY-MM-DD). Default: yesterday (UTC)."),
+]
+EditionOpt = Annotated[
+    Edition,
+    typer.Option("--edition", help="daily (the day's papers) or weekly (the seven days up to --date)."),
 ]
 SourceOpt = Annotated[
     str,
@@ -158,39 +163,41 @@ def rank(
 def build(
     date: DateOpt = None,
     force: Annotated[bool, typer.Option(help="Rebuild an issue that exists but has not been sent.")] = False,
+    edition: EditionOpt = Edition.daily,
 ) -> None:
     """Rank the day's papers and render the issue once (frozen afterwards)."""
     cfg = settings()
     day = parse_day(date)
-    issue, built = jobs.build(cfg, day=day, force=force)
+    issue, built = jobs.build(cfg, day=day, edition=edition, force=force)
     state = "built" if built else "already built"
-    out.print(f"issue {day} {state}: {len(issue.items)} papers, {len(issue.html.encode()) / 1024:.0f} KB HTML")
+    out.print(f"{edition.value} issue {day} {state}: {issue.size} papers, "
+              f"{len(issue.html.encode()) / 1024:.0f} KB HTML")
     out.print(f"subject: {issue.subject}", markup=False, highlight=False)
 
 
 @app.command()
-def send(date: DateOpt = None) -> None:
+def send(date: DateOpt = None, edition: EditionOpt = Edition.daily) -> None:
     """Send the day's issue to every confirmed subscriber who has not received it yet."""
     cfg = settings()
-    _send(cfg, parse_day(date))
+    _send(cfg, parse_day(date), edition)
 
 
-def _send(cfg: Settings, day: dt.date) -> None:
+def _send(cfg: Settings, day: dt.date, edition: Edition) -> None:
     from workers import tasks
 
     if not eager(cfg):
-        tasks.dispatch.delay(day.isoformat())
+        tasks.dispatch.delay(day.isoformat(), edition.value)
         out.print(f"sending of {day} queued; follow it with: papermail status --date {day}")
         return
     jobs.engine(cfg)  # schema ready before two threads use it
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(lambda: tasks.dispatch.delay(day.isoformat()).get())
-        _follow(cfg, day, until=future.done)
+        future = pool.submit(lambda: tasks.dispatch.delay(day.isoformat(), edition.value).get())
+        _follow(cfg, day, edition, until=future.done)
         future.result()  # re-raises what the send raised
-    _print_status(cfg, day)
+    _print_status(cfg, day, edition)
 
 
-def _follow(cfg: Settings, day: dt.date, *, until) -> None:  # type: ignore[no-untyped-def]
+def _follow(cfg: Settings, day: dt.date, edition: Edition, *, until) -> None:  # type: ignore[no-untyped-def]
     """A progress bar over the delivery ledger, until ``until()`` is true."""
     engine = jobs.engine(cfg)
     columns = (TextColumn("sending {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -199,7 +206,7 @@ def _follow(cfg: Settings, day: dt.date, *, until) -> None:  # type: ignore[no-u
         while True:
             finished = until()
             with Session(engine) as session:
-                counts = _counts(session, day)
+                counts = _counts(session, day, edition)
             if counts:
                 total = sum(counts.values())
                 progress.update(bar, total=total, completed=total - counts["pending"] - counts["sending"] - counts["retry"])
@@ -208,10 +215,8 @@ def _follow(cfg: Settings, day: dt.date, *, until) -> None:  # type: ignore[no-u
             time.sleep(0.2)
 
 
-def _counts(session: Session, day: dt.date) -> dict[str, int] | None:
-    from pipeline.models import Issue
-
-    issue = session.exec(select(Issue).where(Issue.date == day)).first()
+def _counts(session: Session, day: dt.date, edition: Edition) -> dict[str, int] | None:
+    issue = find_issue(session, day, edition)
     return None if issue is None else delivery_counts(session, issue_id=issue.id)  # type: ignore[arg-type]
 
 
@@ -227,29 +232,32 @@ def run(date: DateOpt = None, source: SourceOpt = "hf") -> None:
         out.print(f"daily job for {day} queued; follow it with: papermail status --date {day}")
         return
     _print_ingest(tasks.ingest.delay(day.isoformat(), source).get())
-    built = tasks.build.delay(day.isoformat()).get()["built"]
-    with Session(jobs.engine(cfg)) as session:
-        issue = jobs.issue_for(session, day)
-    out.print(f"issue {day} {'built' if built else 'already built'}: {len(issue.items)} papers — {issue.subject}",
-              markup=False, highlight=False)
-    preview_path = Path("var") / f"preview-{day}.html"
-    _write_preview(cfg, issue.html, preview_path)
-    _send(cfg, day)
-    if not cfg.smtp_url:
-        out.print(f"messages: {cfg.outbox_dir / day.isoformat()}/*.eml")
-    out.print(f"preview:  {preview_path}")
+    for edition in jobs.editions_due(cfg, day=day):
+        built = tasks.build.delay(day.isoformat(), edition.value).get()["built"]
+        with Session(jobs.engine(cfg)) as session:
+            issue = jobs.issue_for(session, day, edition)
+        out.print(f"{edition.value} issue {day} {'built' if built else 'already built'}: {issue.size} papers — "
+                  f"{issue.subject}", markup=False, highlight=False)
+        suffix = "" if edition is Edition.daily else "-weekly"
+        preview_path = Path("var") / f"preview-{day}{suffix}.html"
+        _write_preview(cfg, issue.html, preview_path)
+        _send(cfg, day, edition)
+        if not cfg.smtp_url:
+            out.print(f"messages: {cfg.outbox_dir / (day.isoformat() + suffix)}/*.eml")
+        out.print(f"preview:  {preview_path}")
 
 
 @app.command()
 def preview(
     date: DateOpt = None,
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the HTML.")] = Path("var/preview.html"),
+    edition: EditionOpt = Edition.daily,
 ) -> None:
     """Write the issue's HTML to a file to look at in a browser."""
     cfg = settings()
     day = parse_day(date)
     with Session(jobs.engine(cfg)) as session:
-        html = jobs.issue_for(session, day).html
+        html = jobs.issue_for(session, day, edition).html
     _write_preview(cfg, html, out_file)
     out.print(f"preview of {day}: {out_file}")
 
@@ -263,20 +271,21 @@ def _write_preview(cfg: Settings, html: str, path: Path) -> None:
 
 
 @app.command()
-def status(date: DateOpt = None) -> None:
+def status(date: DateOpt = None, edition: EditionOpt = Edition.daily) -> None:
     """Show an issue's deliveries by state, and any that failed or are uncertain."""
-    _print_status(settings(), parse_day(date))
+    _print_status(settings(), parse_day(date), edition)
 
 
-def _print_status(cfg: Settings, day: dt.date) -> None:
+def _print_status(cfg: Settings, day: dt.date, edition: Edition = Edition.daily) -> None:
     with Session(jobs.engine(cfg)) as session:
-        issue = jobs.issue_for(session, day)
+        issue = jobs.issue_for(session, day, edition)
         counts = delivery_counts(session, issue_id=issue.id)  # type: ignore[arg-type]
         problems = [(d.subscriber_id, d.status.value, d.last_error or d.smtp_reply or "") for d in iter_unsettled(session, issue_id=issue.id)]  # type: ignore[arg-type]
         ids = [p[0] for p in problems]
         emails = dict(session.exec(select(Subscriber.id, Subscriber.email).where(Subscriber.id.in_(ids))).all())  # type: ignore[union-attr]
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no deliveries yet"
-    out.print(f"issue {day}: {issue.status.value} — {summary}")
+    label = "issue" if edition is Edition.daily else "weekly issue"
+    out.print(f"{label} {day}: {issue.status.value} — {summary}")
     for sub_id, state, reason in problems[:50]:
         out.print(f"  {state:9} {emails.get(sub_id, sub_id)}: {reason}", markup=False, highlight=False)
     if len(problems) > 50:

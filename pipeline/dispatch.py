@@ -33,7 +33,18 @@ from sqlmodel import Session, func, select
 from pipeline.errors import DeliveryError
 from pipeline.message import MessageTemplate, Recipient
 from pipeline.messengers import Messenger, SendResult
-from pipeline.models import FINAL_STATUSES, Delivery, DeliveryStatus, Issue, IssueStatus, SubscriberStatus, utcnow
+from pipeline.models import (
+    FINAL_STATUSES,
+    Delivery,
+    DeliveryStatus,
+    Edition,
+    Frequency,
+    Issue,
+    IssueStatus,
+    IssueVariant,
+    SubscriberStatus,
+    utcnow,
+)
 from pipeline.tokens import Purpose, Signer
 
 OPEN_STATUSES = (DeliveryStatus.pending, DeliveryStatus.sending, DeliveryStatus.retry)
@@ -76,21 +87,43 @@ def _db_time(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def archive_url(base_url: str, day: object) -> str:
-    return f"{base_url}/issues/{day}"
+def archive_url(base_url: str, day: object, edition: Edition = Edition.daily) -> str:
+    """Where an issue is shown on the site ("view in browser")."""
+    return f"{base_url}/issues/{day}" + ("/weekly" if edition is Edition.weekly else "")
 
 
-def build_template(issue: Issue, ctx: SendContext) -> MessageTemplate:
+def build_template(issue: Issue, ctx: SendContext, variant: IssueVariant | None = None) -> MessageTemplate:
+    rendered = variant or issue
     return MessageTemplate.build(
-        subject=issue.subject,
-        html=issue.html,
-        text=issue.text,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
         sender=ctx.sender_header,  # type: ignore[arg-type]
         list_id=ctx.list_id,
         list_name=ctx.list_name,
-        archive_url=archive_url(ctx.base_url, issue.date),
+        archive_url=archive_url(ctx.base_url, issue.date, issue.edition),
         date=issue.send_started_at or utcnow(),
     )
+
+
+class TemplateCache:
+    """One encoded message per size the recipients chose, built on first use by this batch."""
+
+    def __init__(self, engine: Engine, issue: Issue, ctx: SendContext) -> None:
+        self._engine, self._issue, self._ctx = engine, issue, ctx
+        self._built: dict[int, MessageTemplate] = {}
+
+    def __call__(self, size: int) -> MessageTemplate:
+        template = self._built.get(size)
+        if template is None:
+            variant = None
+            if size != self._issue.size:
+                with Session(self._engine) as session:
+                    variant = session.exec(select(IssueVariant).where(
+                        IssueVariant.issue_id == self._issue.id, IssueVariant.size == size)).first()
+            # A size without its rendering (it cannot happen through start_sending) gets the default.
+            template = self._built[size] = build_template(self._issue, self._ctx, variant)
+        return template
 
 
 class RecipientFactory:
@@ -115,9 +148,12 @@ class RecipientFactory:
         )
 
 
-def open_deliveries(session: Session, *, issue: Issue, now: datetime) -> int:
-    """Snapshot the recipients once: a row per active subscriber. Later runs add nobody.
+def open_deliveries(session: Session, *, issue: Issue, now: datetime, default_size: int) -> int:
+    """Snapshot the recipients once: a row per subscriber who wants this edition. Later runs add nobody.
 
+    Daily editions go to active, unpaused daily subscribers; weekly editions to
+    active, unpaused weekly subscribers whose weekday is the day it is sent
+    (the day after the issue's date). Each row keeps the subscriber's size.
     Returns how many rows were created (0 when sending had already started).
     """
     started = session.execute(
@@ -126,14 +162,19 @@ def open_deliveries(session: Session, *, issue: Issue, now: datetime) -> int:
     )
     if started.rowcount != 1:  # type: ignore[attr-defined]
         return 0
+    weekly = issue.edition is Edition.weekly
     created = session.execute(
         text(
-            "INSERT INTO delivery (issue_id, subscriber_id, status, attempts, updated_at) "
-            "SELECT :issue, id, :pending, 0, :now FROM subscriber WHERE status = :active "
-            "ON CONFLICT (issue_id, subscriber_id) DO NOTHING"
+            "INSERT INTO delivery (issue_id, subscriber_id, size, status, attempts, updated_at) "
+            "SELECT :issue, id, COALESCE(digest_size, :default_size), :pending, 0, :now FROM subscriber "
+            "WHERE status = :active AND NOT paused AND frequency = :frequency"
+            + (" AND weekday = :weekday" if weekly else "")
+            + " ON CONFLICT (issue_id, subscriber_id) DO NOTHING"
         ),
         {"issue": issue.id, "pending": DeliveryStatus.pending.name, "now": _db_time(now),
-         "active": SubscriberStatus.active.name},
+         "active": SubscriberStatus.active.name, "default_size": default_size,
+         "frequency": (Frequency.weekly if weekly else Frequency.daily).name,
+         "weekday": (issue.date + timedelta(days=1)).weekday()},
     )
     session.refresh(issue)
     return created.rowcount  # type: ignore[attr-defined]
@@ -192,7 +233,7 @@ _CLAIM_SQL = (
     "AND (status = :pending OR (status = :retry AND next_attempt_at <= :now)) "
     "ORDER BY id LIMIT :limit{lock}) "
     "AND status IN (:pending, :retry) "
-    "RETURNING id, subscriber_id, attempts"
+    "RETURNING id, subscriber_id, attempts, size"
 )
 
 _RECORD_SQL = text(
@@ -225,7 +266,7 @@ def _fast_commits(conn: Connection) -> Iterator[None]:
 
 
 def _claim(conn: Connection, *, issue_id: int, after: int, upto: int, limit: int, claim: str,
-           now: datetime, lease_until: datetime) -> list[tuple[int, int, int]]:
+           now: datetime, lease_until: datetime) -> list[tuple[int, int, int, int]]:
     lock = " FOR UPDATE SKIP LOCKED" if conn.dialect.name == "postgresql" else ""
     rows = conn.execute(
         text(_CLAIM_SQL.format(lock=lock)),
@@ -234,14 +275,19 @@ def _claim(conn: Connection, *, issue_id: int, after: int, upto: int, limit: int
          "pending": DeliveryStatus.pending.name, "retry": DeliveryStatus.retry.name},
     ).all()
     conn.commit()
-    return sorted((r[0], r[1], r[2]) for r in rows)
+    return sorted((r[0], r[1], r[2], r[3]) for r in rows)
 
 
-def _subscribers(conn: Connection, ids: list[int]) -> dict[int, tuple[str, str, str]]:
-    stmt = text("SELECT id, email, uid, status FROM subscriber WHERE id IN :ids").bindparams(
+def _subscribers(conn: Connection, ids: list[int]) -> dict[int, tuple[str, str, str | None]]:
+    """(email, uid, why not to send or None) per subscriber id, read at send time."""
+    stmt = text("SELECT id, email, uid, status, paused FROM subscriber WHERE id IN :ids").bindparams(
         bindparam("ids", expanding=True)
     )
-    return {r[0]: (r[1], r[2], r[3]) for r in conn.execute(stmt, {"ids": ids})}
+    out: dict[int, tuple[str, str, str | None]] = {}
+    for row_id, email, uid, status, paused in conn.execute(stmt, {"ids": ids}):
+        reason = f"subscriber is {status}" if status != SubscriberStatus.active.name else None
+        out[row_id] = (email, uid, reason or ("subscriber paused" if paused else None))
+    return out
 
 
 def _retry_at(now: datetime, attempts: int, ctx: SendContext) -> datetime:
@@ -284,7 +330,7 @@ def send_batch(
             raise LookupError(f"no issue with id {issue_id}")
         recover_stale_claims(session, issue_id=issue_id, now=clock())
         session.commit()
-    template = build_template(issue, ctx)
+    templates = TemplateCache(engine, issue, ctx)
     make_recipient = RecipientFactory(issue, ctx)
     claim = secrets.token_hex(8)
     cursor = after_id
@@ -297,7 +343,7 @@ def send_batch(
                 break
             cursor = rows[-1][0]
             lease = _Lease(conn, claim=claim, seconds=ctx.lease_seconds, clock=clock, start=now)
-            _send_claimed(conn, rows, claim=claim, lease=lease, template=template, make_recipient=make_recipient,
+            _send_claimed(conn, rows, claim=claim, lease=lease, templates=templates, make_recipient=make_recipient,
                           messenger=messenger, ctx=ctx, clock=clock, result=result)
     return result
 
@@ -330,15 +376,15 @@ class LeaseLost(RuntimeError):
     """The claim's lease ran out and its rows were settled by someone else."""
 
 
-def _send_claimed(conn: Connection, rows: list[tuple[int, int, int]], *, claim: str, lease: _Lease,
-                  template: MessageTemplate, make_recipient: RecipientFactory, messenger: Messenger,
+def _send_claimed(conn: Connection, rows: list[tuple[int, int, int, int]], *, claim: str, lease: _Lease,
+                  templates: TemplateCache, make_recipient: RecipientFactory, messenger: Messenger,
                   ctx: SendContext, clock: Callable[[], datetime], result: BatchResult) -> None:
-    subscribers = _subscribers(conn, [sub_id for _, sub_id, _ in rows])
+    subscribers = _subscribers(conn, [row[1] for row in rows])
     done = 0
     try:
-        for row_id, sub_id, attempts in rows:
+        for row_id, sub_id, attempts, size in rows:
             lease.keep(still_held=len(rows) - done)
-            _send_one(conn, row_id, subscribers[sub_id], attempts=attempts, claim=claim, template=template,
+            _send_one(conn, row_id, subscribers[sub_id], attempts=attempts, claim=claim, template=templates(size),
                       make_recipient=make_recipient, messenger=messenger, ctx=ctx, now=clock(), result=result)
             done += 1
     except LeaseLost:
@@ -353,15 +399,15 @@ def _send_claimed(conn: Connection, rows: list[tuple[int, int, int]], *, claim: 
         raise
 
 
-def _send_one(conn: Connection, row_id: int, subscriber: tuple[str, str, str], *, attempts: int, claim: str,
+def _send_one(conn: Connection, row_id: int, subscriber: tuple[str, str, str | None], *, attempts: int, claim: str,
               template: MessageTemplate, make_recipient: RecipientFactory, messenger: Messenger,
               ctx: SendContext, now: datetime, result: BatchResult) -> str:
-    email, uid, status = subscriber
+    email, uid, skip_reason = subscriber
     message_id = None
-    if status != "active":
-        # Unsubscribing takes effect at once, even for a batch already queued.
+    if skip_reason:
+        # Unsubscribing or pausing takes effect at once, even for a batch already queued.
         values: dict[str, object] = {"status": DeliveryStatus.skipped.name, "reply": None,
-                                     "error": f"subscriber is {status}", "sent_at": None, "next_at": None}
+                                     "error": skip_reason, "sent_at": None, "next_at": None}
         outcome = "skipped"
     else:
         recipient = make_recipient(email, uid)
@@ -379,12 +425,12 @@ def _send_one(conn: Connection, row_id: int, subscriber: tuple[str, str, str], *
     return outcome
 
 
-def _settle_unfinished(conn: Connection, rows: list[tuple[int, int, int]], *, claim: str,
+def _settle_unfinished(conn: Connection, rows: list[tuple[int, int, int, int]], *, claim: str,
                        first_in_flight: bool, now: datetime) -> None:
     """Give back the rows of an interrupted claim; if this fails, lease recovery does it later."""
     try:
         conn.rollback()
-        for i, (row_id, _, _) in enumerate(rows):
+        for i, (row_id, *_) in enumerate(rows):
             in_flight = first_in_flight and i == 0
             conn.execute(
                 text(

@@ -1,8 +1,13 @@
 """Issues: rank the day's candidates, freeze the result, render it once.
 
-An issue is named after the day whose papers it ranks. It describes the
-moment ``as_of`` = the next day's send hour, or now if that is earlier, so
-rebuilding a past day gives the same order whenever it runs.
+An issue is named after the day whose papers it ranks, in one of two editions:
+daily (the papers listed that day) and weekly (the seven days up to it). It
+describes the moment ``as_of`` = the next day's send hour, or now if that is
+earlier, so rebuilding a past day gives the same order whenever it runs.
+
+The ranked list is frozen with up to ``MAX_DIGEST_SIZE`` papers; the issue is
+rendered once with the list's default size, and once more per other size that
+subscribers chose (``IssueVariant``) — per size, never per subscriber.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select
 
 from pipeline.errors import IssueError
-from pipeline.models import Delivery, Issue, Paper, PaperMetrics, utcnow
+from pipeline.models import MAX_DIGEST_SIZE, Delivery, Edition, Issue, IssueVariant, Paper, PaperMetrics, utcnow
 from pipeline.rank import Candidate, Snapshot, TrendScore, Weights, rank, why_trending
 from pipeline.render import DigestContext, RenderedIssue, render_digest
 
 RECENTLY_FEATURED_DAYS = 7
+
+
+WEEKLY_DAYS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +35,12 @@ class RankRequest:
     as_of: dt.datetime
     weights: Weights
     candidate_days: int = 1
+    edition: Edition = Edition.daily
+
+    @property
+    def first_day(self) -> dt.date:
+        days = WEEKLY_DAYS if self.edition is Edition.weekly else self.candidate_days
+        return self.day - dt.timedelta(days=days - 1)
 
 
 def as_of_for(day: dt.date, *, send_hour: int, now: dt.datetime) -> dt.datetime:
@@ -41,19 +55,21 @@ def _listed_at(paper: Paper) -> dt.datetime:
 
 
 def _recently_featured(session: Session, day: dt.date) -> set[str]:
-    """arXiv ids sent in the previous week's issues: a paper is featured once."""
+    """arXiv ids at the top of the previous week's daily issues: a paper is featured once."""
     since = day - dt.timedelta(days=RECENTLY_FEATURED_DAYS)
-    issues = session.exec(select(Issue.items).where(Issue.date >= since, Issue.date < day)).all()
-    return {item["arxiv_id"] for items in issues for item in items}
+    issues = session.exec(
+        select(Issue.items, Issue.size).where(Issue.date >= since, Issue.date < day, Issue.edition == Edition.daily)
+    ).all()
+    return {item["arxiv_id"] for items, size in issues for item in items[:size]}
 
 
 def candidates_for(session: Session, req: RankRequest) -> tuple[list[Candidate], dict[str, Paper]]:
-    first_day = req.day - dt.timedelta(days=req.candidate_days - 1)
     papers = session.exec(
-        select(Paper).where(Paper.listed_on >= first_day, Paper.listed_on <= req.day).order_by(Paper.id)
+        select(Paper).where(Paper.listed_on >= req.first_day, Paper.listed_on <= req.day).order_by(Paper.id)
     ).all()
-    featured = _recently_featured(session, req.day)
-    papers = [p for p in papers if p.arxiv_id not in featured]
+    if req.edition is Edition.daily:  # weekly readers have not seen the dailies
+        featured = _recently_featured(session, req.day)
+        papers = [p for p in papers if p.arxiv_id not in featured]
     history: dict[int, list[Snapshot]] = defaultdict(list)
     ids = [p.id for p in papers]
     if ids:
@@ -95,6 +111,10 @@ def digest_item(position: int, score: TrendScore, paper: Paper) -> dict[str, obj
     }
 
 
+def find_issue(session: Session, day: dt.date, edition: Edition = Edition.daily) -> Issue | None:
+    return session.exec(select(Issue).where(Issue.date == day, Issue.edition == edition)).first()
+
+
 def build_issue(
     session: Session,
     *,
@@ -103,28 +123,41 @@ def build_issue(
     ctx: DigestContext,
     force: bool = False,
 ) -> tuple[Issue, bool]:
-    """The issue for ``req.day``, built if missing. Returns (issue, built_now).
+    """The issue for ``req.day`` and ``req.edition``, built if missing. Returns (issue, built_now).
 
     An issue is frozen once built; ``force`` rebuilds it, but only while
     nothing has been sent from it.
     """
-    existing = session.exec(select(Issue).where(Issue.date == req.day)).first()
+    existing = find_issue(session, req.day, req.edition)
     if existing is not None and not force:
         return existing, False
     if existing is not None:
         has_deliveries = session.exec(select(Delivery.id).where(Delivery.issue_id == existing.id).limit(1)).first()
         if existing.send_started_at is not None or has_deliveries is not None:
-            raise IssueError(f"the issue of {req.day} is already being sent; it cannot be rebuilt")
+            raise IssueError(f"the {req.edition.value} issue of {req.day} is already being sent; it cannot be rebuilt")
+        for variant in session.exec(select(IssueVariant).where(IssueVariant.issue_id == existing.id)):
+            session.delete(variant)
     scores, papers = rank_day(session, req)
     if not scores:
         raise IssueError(f"no papers listed on {req.day}: ingest that day first (papermail ingest --date {req.day})")
-    items = [digest_item(i, s, papers[s.arxiv_id]) for i, s in enumerate(scores[:size], 1)]
-    rendered: RenderedIssue = render_digest(items, ctx=ctx)
-    issue = existing or Issue(date=req.day, as_of=req.as_of, subject="", html="", text="")
+    items = [digest_item(i, s, papers[s.arxiv_id]) for i, s in enumerate(scores[:MAX_DIGEST_SIZE], 1)]
+    rendered: RenderedIssue = render_digest(items[:size], ctx=ctx)
+    issue = existing or Issue(date=req.day, edition=req.edition, as_of=req.as_of, subject="", html="", text="")
     issue.as_of = req.as_of
+    issue.size = size
     issue.items = items
     issue.subject, issue.html, issue.text = rendered.subject, rendered.html, rendered.text
     issue.built_at = utcnow()
     session.add(issue)
     session.flush()
     return issue, True
+
+
+def ensure_variants(session: Session, *, issue: Issue, sizes: set[int], ctx: DigestContext) -> None:
+    """Render the issue once for each size some recipient chose and the default does not cover."""
+    have = set(session.exec(select(IssueVariant.size).where(IssueVariant.issue_id == issue.id)).all())
+    for size in sorted(sizes - have - {issue.size}):
+        rendered = render_digest(issue.items[:size], ctx=ctx)
+        session.add(IssueVariant(issue_id=issue.id, size=size, subject=rendered.subject, html=rendered.html,
+                                 text=rendered.text))
+    session.flush()

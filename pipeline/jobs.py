@@ -33,9 +33,9 @@ from pipeline.dispatch import (
 from pipeline.errors import IngestError, IssueError
 from pipeline.ingest import arxiv, files, hf
 from pipeline.ingest.store import store_papers
-from pipeline.issues import RankRequest, as_of_for, build_issue
+from pipeline.issues import RankRequest, as_of_for, build_issue, ensure_variants, find_issue
 from pipeline.messengers import open_messenger
-from pipeline.models import Issue, utcnow
+from pipeline.models import Delivery, Edition, Frequency, Issue, Subscriber, SubscriberStatus, utcnow
 from pipeline.rank import Weights
 from pipeline.records import ParseResult, Skipped
 from pipeline.render import DigestContext
@@ -70,33 +70,48 @@ def sample_day() -> dt.date:
     return day
 
 
-def weights(settings: Settings) -> Weights:
+def weights(settings: Settings, edition: Edition = Edition.daily) -> Weights:
+    # A week's digest ranks over the week: velocity over seven days, decay seven times slower.
+    stretch = 7 if edition is Edition.weekly else 1
     return Weights(
         upvote=settings.rank_upvote_weight,
         comment=settings.rank_comment_weight,
         star=settings.rank_star_weight,
-        half_life_hours=settings.rank_half_life_hours,
-        window_hours=settings.rank_window_hours,
+        half_life_hours=settings.rank_half_life_hours * stretch,
+        window_hours=settings.rank_window_hours * stretch,
     )
 
 
-def rank_request(settings: Settings, *, day: dt.date, now: dt.datetime) -> RankRequest:
+def rank_request(settings: Settings, *, day: dt.date, now: dt.datetime,
+                 edition: Edition = Edition.daily) -> RankRequest:
     return RankRequest(
         day=day,
         as_of=as_of_for(day, send_hour=settings.send_hour, now=now),
-        weights=weights(settings),
+        weights=weights(settings, edition),
         candidate_days=settings.rank_candidate_days,
+        edition=edition,
     )
 
 
-def digest_context(settings: Settings, day: dt.date) -> DigestContext:
+def digest_context(settings: Settings, day: dt.date, edition: Edition = Edition.daily) -> DigestContext:
     return DigestContext(
         list_name=settings.list_name,
         issue_date=day,
-        archive_url=archive_url(settings.base_url, day),
+        archive_url=archive_url(settings.base_url, day, edition),
         site_url=settings.base_url,
         list_address=settings.from_address.addr_spec,
+        weekly=edition is Edition.weekly,
     )
+
+
+def editions_due(settings: Settings, *, day: dt.date) -> list[Edition]:
+    """The daily edition always; the weekly one when someone wants it on the day it would be sent."""
+    sent_on = (day + dt.timedelta(days=1)).weekday()
+    with Session(engine(settings)) as session:
+        weekly = session.exec(select(Subscriber.id).where(
+            Subscriber.status == SubscriberStatus.active, Subscriber.frequency == Frequency.weekly,
+            Subscriber.weekday == sent_on).limit(1)).first()
+    return [Edition.daily] + ([Edition.weekly] if weekly is not None else [])
 
 
 def send_context(settings: Settings) -> SendContext:
@@ -191,36 +206,42 @@ def ingest(
 # --- build and send ---------------------------------------------------------------------------
 
 
-def build(settings: Settings, *, day: dt.date, now: dt.datetime | None = None, force: bool = False) -> tuple[Issue, bool]:
+def build(settings: Settings, *, day: dt.date, edition: Edition = Edition.daily, now: dt.datetime | None = None,
+          force: bool = False) -> tuple[Issue, bool]:
     now = now or utcnow()
     try:
         with session_scope(engine(settings)) as session:
             return build_issue(
                 session,
-                req=rank_request(settings, day=day, now=now),
+                req=rank_request(settings, day=day, now=now, edition=edition),
                 size=settings.digest_size,
-                ctx=digest_context(settings, day),
+                ctx=digest_context(settings, day, edition),
                 force=force,
             )
     except IntegrityError:
         # Another process (a second beat, say) built the same day's issue a moment earlier: use that one.
         with Session(engine(settings), expire_on_commit=False) as session:
-            return issue_for(session, day), False
+            return issue_for(session, day, edition), False
 
 
-def issue_for(session: Session, day: dt.date) -> Issue:
-    issue = session.exec(select(Issue).where(Issue.date == day)).first()
+def issue_for(session: Session, day: dt.date, edition: Edition = Edition.daily) -> Issue:
+    issue = find_issue(session, day, edition)
     if issue is None:
-        raise IssueError(f"there is no issue for {day}: build it first (papermail build --date {day})")
+        flag = "" if edition is Edition.daily else f" --edition {edition.value}"
+        raise IssueError(f"there is no {edition.value} issue for {day}: build it first "
+                         f"(papermail build --date {day}{flag})")
     return issue
 
 
-def start_sending(settings: Settings, *, day: dt.date, now: dt.datetime | None = None) -> tuple[int, list[tuple[int, int]]]:
-    """Snapshot the recipients (first call only) and plan the batches of still-open deliveries."""
+def start_sending(settings: Settings, *, day: dt.date, edition: Edition = Edition.daily,
+                  now: dt.datetime | None = None) -> tuple[int, list[tuple[int, int]]]:
+    """Snapshot the recipients (first call only), render the sizes they chose, plan the open batches."""
     now = now or utcnow()
     with session_scope(engine(settings)) as session:
-        issue = issue_for(session, day)
-        open_deliveries(session, issue=issue, now=now)
+        issue = issue_for(session, day, edition)
+        if open_deliveries(session, issue=issue, now=now, default_size=settings.digest_size):
+            sizes = set(session.exec(select(Delivery.size).where(Delivery.issue_id == issue.id).distinct()).all())
+            ensure_variants(session, issue=issue, sizes=sizes, ctx=digest_context(settings, day, edition))
         assert issue.id is not None
         return issue.id, plan_batches(session, issue_id=issue.id, size=settings.send_batch_size)
 
@@ -231,7 +252,7 @@ def send_range(settings: Settings, *, issue_id: int, after_id: int, upto_id: int
         issue = session.get(Issue, issue_id)
         if issue is None:
             raise IssueError(f"there is no issue with id {issue_id}")
-        folder = issue.date.isoformat()
+        folder = issue.date.isoformat() + ("-weekly" if issue.edition is Edition.weekly else "")
     messenger = open_messenger(
         smtp_url=settings.smtp_url, outbox=settings.outbox_dir, folder=folder, timeout=settings.smtp_timeout
     )

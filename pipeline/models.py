@@ -85,6 +85,14 @@ class SubscriberStatus(StrEnum):
     bounced = "bounced"
 
 
+class Frequency(StrEnum):
+    daily = "daily"
+    weekly = "weekly"  # the week's top papers, on the subscriber's weekday
+
+
+MIN_DIGEST_SIZE, MAX_DIGEST_SIZE = 5, 25
+
+
 class Subscriber(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True, index=True)  # normalized
@@ -92,8 +100,15 @@ class Subscriber(SQLModel, table=True):
     uid: str = Field(default_factory=new_uid, max_length=32, unique=True)  # opaque id carried by tokens
     created_at: datetime = _when(default_factory=utcnow)
     confirmed_at: datetime | None = _when(default=None)
+    confirmation_sent_at: datetime | None = _when(default=None)
     unsubscribed_at: datetime | None = _when(default=None)
     updated_at: datetime = _when(default_factory=utcnow)
+    # Preferences, changed by the subscriber through the link in every email.
+    paused: bool = False
+    frequency: Frequency = Field(default=Frequency.daily, sa_type=_enum(Frequency))
+    weekday: int = Field(default=0, ge=0, le=6)  # weekly mail arrives on this day (0 = Monday)
+    digest_size: int | None = None  # papers per email; None = the list's default
+    topics: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # reserved
 
 
 class IssueStatus(StrEnum):
@@ -102,11 +117,22 @@ class IssueStatus(StrEnum):
     finished = "finished"  # every delivery is in a final state
 
 
+class Edition(StrEnum):
+    daily = "daily"  # the papers listed that day
+    weekly = "weekly"  # the papers listed in the seven days up to that day
+
+
 class Issue(SQLModel, table=True):
+    """One edition of one day, ranked and rendered once; unique per (date, edition)."""
+
+    __table_args__ = (UniqueConstraint("date", "edition"),)
+
     id: int | None = Field(default=None, primary_key=True)
-    date: dt.date = Field(unique=True, index=True)
+    date: dt.date = Field(index=True)
+    edition: Edition = Field(default=Edition.daily, sa_type=_enum(Edition))
     status: IssueStatus = Field(default=IssueStatus.built, sa_type=_enum(IssueStatus))
     as_of: datetime = _when()  # the moment the ranking describes
+    size: int = 10  # papers in the default rendering (html/text below); items may hold more
     items: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     subject: str = Field(max_length=300)
     html: str = Field(sa_type=Text)
@@ -114,6 +140,19 @@ class Issue(SQLModel, table=True):
     built_at: datetime = _when(default_factory=utcnow)
     send_started_at: datetime | None = _when(default=None)
     finished_at: datetime | None = _when(default=None)
+
+
+class IssueVariant(SQLModel, table=True):
+    """The same issue rendered with another number of papers, for subscribers who chose one."""
+
+    __table_args__ = (UniqueConstraint("issue_id", "size"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    issue_id: int = Field(foreign_key="issue.id", index=True)
+    size: int
+    subject: str = Field(max_length=300)
+    html: str = Field(sa_type=Text)
+    text: str = Field(sa_type=Text)
 
 
 class DeliveryStatus(StrEnum):
@@ -138,6 +177,7 @@ class Delivery(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     issue_id: int = Field(foreign_key="issue.id")
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    size: int = 10  # papers in this subscriber's copy, fixed when the recipients were snapshotted
     status: DeliveryStatus = Field(default=DeliveryStatus.pending, sa_type=_enum(DeliveryStatus))
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=1000)

@@ -47,6 +47,7 @@ class DigestContext:
     archive_url: str
     site_url: str
     list_address: str
+    weekly: bool = False  # the week's top papers rather than the day's
 
 
 @dataclass(frozen=True)
@@ -212,9 +213,10 @@ def render_digest(
     ``slots.BODY_SLOTS`` did not survive into the HTML or text.
     """
     papers = [_paper(item) for item in items]
-    date_long = f"{ctx.issue_date:%A, %-d %B %Y}"
+    date_long = f"{'The week to ' if ctx.weekly else ''}{ctx.issue_date:%A, %-d %B %Y}"
     headline = papers[0]["title"] if papers else "no trending papers today"
-    subject = header_safe(f"{ctx.list_name} — {ctx.issue_date:%-d %b %Y}: {headline}", SUBJECT_LIMIT)
+    when = f"{'week to ' if ctx.weekly else ''}{ctx.issue_date:%-d %b %Y}"
+    subject = header_safe(f"{ctx.list_name} — {when}: {headline}", SUBJECT_LIMIT)
     site_url = safe_url(ctx.site_url)
     values = {
         "subject": subject,

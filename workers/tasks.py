@@ -13,7 +13,7 @@ from celery import Task, chain
 
 from pipeline import jobs
 from pipeline.errors import DayNotAvailable, DeliveryError, IngestError
-from pipeline.models import utcnow
+from pipeline.models import Edition, utcnow
 from pipeline.settings import get_settings
 from workers.app import app
 
@@ -43,18 +43,27 @@ def ingest(self: Task, day: str, source: str = "hf") -> dict:
 
 
 @app.task(name="papermail.build")
-def build(day: str) -> dict:
-    issue, built = jobs.build(get_settings(), day=_day(day))
+def build(day: str, edition: str = "daily") -> dict:
+    issue, built = jobs.build(get_settings(), day=_day(day), edition=Edition(edition))
     return {"id": issue.id, "built": built}
 
 
 @app.task(name="papermail.dispatch")
-def dispatch(day: str) -> int:
-    issue_id, batches = jobs.start_sending(get_settings(), day=_day(day))
+def dispatch(day: str, edition: str = "daily") -> int:
+    issue_id, batches = jobs.start_sending(get_settings(), day=_day(day), edition=Edition(edition))
     for after_id, upto_id in batches:
         send_batch.delay(issue_id, after_id, upto_id)
     jobs.finish(get_settings(), issue_id=issue_id)
     return len(batches)
+
+
+@app.task(name="papermail.editions")
+def editions(day: str) -> list[str]:
+    """Build and send each edition due for the day (daily; weekly when someone reads it then)."""
+    due = jobs.editions_due(get_settings(), day=_day(day))
+    for edition in due:
+        chain(build.si(day, edition.value), dispatch.si(day, edition.value)).delay()
+    return [e.value for e in due]
 
 
 @app.task(name="papermail.send_batch", bind=True)
@@ -69,6 +78,6 @@ def send_batch(self: Task, issue_id: int, after_id: int, upto_id: int) -> dict:
 
 @app.task(name="papermail.run")
 def run(day: str | None = None, source: str = "hf") -> None:
-    """The daily job: ingest -> build -> fan out the send batches."""
+    """The daily job: ingest -> for each edition due: build -> fan out the send batches."""
     iso = _day(day).isoformat()
-    chain(ingest.si(iso, source), build.si(iso), dispatch.si(iso)).delay()
+    chain(ingest.si(iso, source), editions.si(iso)).delay()

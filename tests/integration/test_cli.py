@@ -81,7 +81,7 @@ def test_a_feed_with_broken_records_still_makes_the_issue_and_reports_what_it_sk
         (("ingest", "--date", DAY, "--source", "file:missing.json"), "error: no such file: missing.json"),
         (("ingest", "--source", "gopher"), "error: unknown source 'gopher'"),
         (("build", "--date", "2030-01-01"), "error: no papers listed on 2030-01-01"),
-        (("send", "--date", "2030-01-01"), "error: there is no issue for 2030-01-01"),
+        (("send", "--date", "2030-01-01"), "error: there is no daily issue for 2030-01-01"),
         (("subscribers", "add", "not-an-address"), "error: 'not-an-address' is not a valid email address"),
     ],
 )
