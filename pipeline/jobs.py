@@ -11,6 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,7 +33,7 @@ from pipeline.dispatch import (
     plan_batches,
     send_batch,
 )
-from pipeline.errors import IngestError, IssueError
+from pipeline.errors import DeliveryError, IngestError, IssueError
 from pipeline.ingest import arxiv, files, hf
 from pipeline.ingest.store import store_papers
 from pipeline.issues import RankRequest, as_of_for, build_issue, ensure_variants, find_issue
@@ -38,8 +41,10 @@ from pipeline.messengers import open_messenger
 from pipeline.models import Delivery, Edition, Frequency, Issue, Subscriber, SubscriberStatus, utcnow
 from pipeline.rank import Weights
 from pipeline.records import ParseResult, Skipped
-from pipeline.render import DigestContext
+from pipeline.render import DigestContext, render_confirmation
 from pipeline.settings import Settings
+from pipeline.subscriptions import expire_pending
+from pipeline.tokens import Purpose, Signer
 
 SAMPLE = "sample"
 
@@ -266,3 +271,52 @@ def send_range(settings: Settings, *, issue_id: int, after_id: int, upto_id: int
 def finish(settings: Settings, *, issue_id: int) -> bool:
     with session_scope(engine(settings)) as session:
         return close_if_done(session, issue_id=issue_id, now=utcnow())
+
+
+# --- subscriptions ----------------------------------------------------------------------------
+
+
+def confirm_url(settings: Settings, uid: str) -> str:
+    return f"{settings.base_url}/confirm/{Signer(settings.secret_key, Purpose.confirm).sign(uid)}"
+
+
+def confirmation_message(settings: Settings, *, email: str, uid: str) -> bytes:
+    rendered = render_confirmation(
+        list_name=settings.list_name, confirm_url=confirm_url(settings, uid),
+        list_address=settings.from_address.addr_spec, expiry_days=settings.pending_expiry_days,
+    )
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = settings.from_address
+    msg["To"] = email
+    msg["Subject"] = rendered.subject
+    msg["Date"] = format_datetime(utcnow())
+    msg["Message-ID"] = make_msgid(domain=settings.mail_domain)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(rendered.text)
+    msg.add_alternative(rendered.html, subtype="html")  # RFC 2046: the preferred part last
+    return msg.as_bytes()
+
+
+def send_confirmation(settings: Settings, *, subscriber_id: int) -> str | None:
+    """Mail the double opt-in link to a pending subscriber. Returns the server's reply, or None if not due."""
+    with Session(engine(settings)) as session:
+        subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is None or subscriber.status != SubscriberStatus.pending:
+            return None  # confirmed, unsubscribed or forgotten since it was queued
+        email, uid = subscriber.email, subscriber.uid
+    messenger = open_messenger(smtp_url=settings.smtp_url, outbox=settings.outbox_dir, folder="confirmations",
+                               timeout=settings.smtp_timeout)
+    try:
+        result = messenger.send_message(sender=settings.from_address.addr_spec, rcpt=email,
+                                        message=confirmation_message(settings, email=email, uid=uid))
+    finally:
+        messenger.close()
+    if result.outcome == "temporary":
+        raise DeliveryError(f"confirmation to {email} not accepted yet: {result.reply}")
+    return result.reply
+
+
+def housekeeping(settings: Settings, *, now: dt.datetime | None = None) -> int:
+    """Daily upkeep: forget addresses that never confirmed. Returns how many."""
+    with session_scope(engine(settings)) as session:
+        return expire_pending(session, now=now or utcnow(), max_age=dt.timedelta(days=settings.pending_expiry_days))

@@ -113,7 +113,7 @@ class MessageTemplate:
 
     def __init__(self, segments: list[Segment]) -> None:
         self._segments = _merge(segments)
-        self._wire = _merge([_dot_stuff(s) if isinstance(s, bytes) else s for s in segments])
+        self._wire = _merge([dot_stuff(s) if isinstance(s, bytes) else s for s in segments])
         self.slot_count = sum(1 for s in self._segments if not isinstance(s, bytes))
 
     @classmethod
@@ -186,7 +186,8 @@ class MessageTemplate:
         return _join(self._wire, recipient)
 
 
-def _dot_stuff(data: bytes) -> bytes:
+def dot_stuff(data: bytes) -> bytes:
+    """SMTP transparency: double a '.' that starts a line."""
     return _LINE_START_DOT.sub(b"..", data)
 
 

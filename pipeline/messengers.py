@@ -15,13 +15,14 @@ import os
 import re
 import smtplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 from pipeline.errors import DeliveryError
-from pipeline.message import MessageTemplate, Recipient
+from pipeline.message import MessageTemplate, Recipient, dot_stuff
 
 Outcome = Literal["sent", "temporary", "permanent", "uncertain"]
 
@@ -45,7 +46,11 @@ class SendResult:
 
 
 class Messenger(Protocol):
-    def send(self, *, sender: str, template: MessageTemplate, recipient: Recipient) -> SendResult: ...
+    def send(self, *, sender: str, template: MessageTemplate, recipient: Recipient) -> SendResult:
+        """One subscriber's copy of an issue."""
+
+    def send_message(self, *, sender: str, rcpt: str, message: bytes) -> SendResult:
+        """A one-off message (a confirmation), already encoded with CRLF line ends."""
 
     def close(self) -> None: ...
 
@@ -61,9 +66,12 @@ class OutboxMessenger:
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def send(self, *, sender: str, template: MessageTemplate, recipient: Recipient) -> SendResult:
-        path = self.folder / f"{_UNSAFE_NAME.sub('_', recipient.address)}.eml"
+        return self.send_message(sender=sender, rcpt=recipient.address, message=template.render(recipient))
+
+    def send_message(self, *, sender: str, rcpt: str, message: bytes) -> SendResult:
+        path = self.folder / f"{_UNSAFE_NAME.sub('_', rcpt)}.eml"
         tmp = path.with_suffix(".eml.tmp")
-        tmp.write_bytes(template.render(recipient))
+        tmp.write_bytes(message)
         os.replace(tmp, path)  # a reader never sees half a message
         return SendResult("sent", 250, f"250 written to {path}")
 
@@ -116,17 +124,25 @@ class SMTPMessenger:
         return smtp
 
     def send(self, *, sender: str, template: MessageTemplate, recipient: Recipient) -> SendResult:
+        return self._transact(sender, recipient.address, lambda: template.render_wire(recipient))
+
+    def send_message(self, *, sender: str, rcpt: str, message: bytes) -> SendResult:
+        if not message.endswith(b"\r\n"):
+            message += b"\r\n"
+        return self._transact(sender, rcpt, lambda: dot_stuff(message))
+
+    def _transact(self, sender: str, rcpt: str, wire: Callable[[], bytes]) -> SendResult:
         if self._smtp is None:
             # Raises DeliveryError: with no server there is no point trying the rest of the batch.
             self._smtp = self._connect()
         smtp = self._smtp
         data_sent = False
         try:
-            replies = self._envelope(smtp, sender, recipient.address)
+            replies = self._envelope(smtp, sender, rcpt)
             failed = next((r for r, ok in zip(replies, _ENVELOPE_OK) if r[0] not in ok), None)
             if failed is None:
                 data_sent = True
-                smtp.send(template.render_wire(recipient) + b".\r\n")
+                smtp.send(wire() + b".\r\n")
                 return SendResult.from_reply(*smtp.getreply())
             if len(replies) == 3 and replies[2][0] == 354:
                 # Pipelined DATA was accepted although MAIL or RCPT failed: end it empty (RFC 2920 §3.1).

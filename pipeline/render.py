@@ -246,3 +246,22 @@ def render_digest(
             if slot not in body:
                 raise RenderError(f"placeholder {slot!r} missing from the {part} part")
     return RenderedIssue(subject=subject, html=html, text=text)
+
+
+def render_confirmation(*, list_name: str, confirm_url: str, list_address: str, expiry_days: int,
+                        templates_dir: Path | None = None) -> RenderedIssue:
+    """The double opt-in mail: same look as the digest, one button, a text part."""
+    url = safe_url(confirm_url)
+    if url is None:
+        raise RenderError("the confirmation link is not an http(s) URL; check BASE_URL")
+    subject = header_safe(f"Confirm your subscription to {list_name}", SUBJECT_LIMIT)
+    values = {"subject": subject, "list_name": clean_text(list_name), "confirm_url": url,
+              "list_address": clean_text(list_address), "expiry_days": expiry_days}
+    html_env, text_env = _environments((templates_dir or templates_path()).resolve())
+    try:
+        mjml = html_env.get_template("confirm.mjml").render(values)
+        text = text_env.get_template("confirm.txt").render(values)
+        html = _inline_css(mjml2html(mjml, disable_comments=True, fonts={}))
+    except (jinja2.TemplateError, ValueError) as exc:
+        raise RenderError(f"confirmation template failed: {_one_line(exc)}") from exc
+    return RenderedIssue(subject=subject, html=html, text=text)

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     retry_base_seconds: int = Field(300, ge=1, description="first retry delay after a 4xx; doubles each time")
     max_attempts: int = Field(8, ge=1)
 
+    # Subscriptions (the web pages).
+    pending_expiry_days: int = Field(7, ge=1, description="unconfirmed addresses are forgotten after this")
+    subscribe_rate_limit: str = Field("5/hour", description="subscribe requests per client IP (limits syntax)")
+    rate_limit_storage: str = Field("memory://", description="limits storage URI, e.g. redis://host:6379/1")
+    trust_proxy_headers: bool = Field(False, description="take the client IP from X-Forwarded-For")
+
     # Sources.
     hf_api_url: str = "https://huggingface.co/api"
     arxiv_api_url: str = "http://export.arxiv.org/api/query"

@@ -38,7 +38,8 @@ def make_app(settings: Settings) -> Celery:
                 "task": "papermail.run",
                 "schedule": crontab(minute=0, hour=settings.send_hour),
                 "kwargs": {"source": "hf"},
-            }
+            },
+            "housekeeping": {"task": "papermail.housekeeping", "schedule": crontab(minute=30, hour=3)},
         },
     )
     return app

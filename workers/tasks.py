@@ -81,3 +81,17 @@ def run(day: str | None = None, source: str = "hf") -> None:
     """The daily job: ingest -> for each edition due: build -> fan out the send batches."""
     iso = _day(day).isoformat()
     chain(ingest.si(iso, source), editions.si(iso)).delay()
+
+
+@app.task(name="papermail.send_confirmation", bind=True)
+def send_confirmation(self: Task, subscriber_id: int) -> str | None:
+    try:
+        return jobs.send_confirmation(get_settings(), subscriber_id=subscriber_id)
+    except DeliveryError as exc:
+        _retry_or_raise(self, exc)
+        return None
+
+
+@app.task(name="papermail.housekeeping")
+def housekeeping() -> int:
+    return jobs.housekeeping(get_settings())
