@@ -1,0 +1,112 @@
+"""The subscription state machine, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pydantic import ValidationError
+from sqlmodel import Session, select
+
+from pipeline import jobs
+from pipeline.errors import SubscriberError
+from pipeline.models import Frequency, Subscriber, SubscriberStatus
+from pipeline.subscriptions import (
+    Preferences,
+    TooSoon,
+    confirm,
+    expire_pending,
+    request_subscription,
+    resubscribe,
+    unsubscribe,
+    update_preferences,
+)
+
+T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def session(make_settings, database_url):
+    with Session(jobs.engine(make_settings(database_url=database_url)), expire_on_commit=False) as s:
+        yield s
+
+
+def status(session, email):
+    session.flush()
+    return session.exec(select(Subscriber.status).where(Subscriber.email == email)).one()
+
+
+def test_double_opt_in_lifecycle(session):
+    req = request_subscription(session, email="Reader@Example.org", now=T0)
+    assert req.send_confirmation and req.subscriber.status == SubscriberStatus.pending
+    assert req.subscriber.email == "reader@example.org"
+    uid = req.subscriber.uid
+    assert confirm(session, uid=uid, now=T0).status == SubscriberStatus.active
+    assert confirm(session, uid=uid, now=T0).status == SubscriberStatus.active  # twice is harmless
+    assert unsubscribe(session, uid=uid, now=T0).status == SubscriberStatus.unsubscribed
+    assert unsubscribe(session, uid=uid, now=T0).status == SubscriberStatus.unsubscribed
+    # A stale confirmation link does not undo an unsubscribe...
+    assert confirm(session, uid=uid, now=T0).status == SubscriberStatus.unsubscribed
+    # ...but the resubscribe button from the unsubscribe page does.
+    assert resubscribe(session, uid=uid, now=T0).status == SubscriberStatus.active
+
+
+def test_active_and_bounced_addresses_get_no_new_confirmation(session):
+    uid = request_subscription(session, email="a@example.org", now=T0).subscriber.uid
+    confirm(session, uid=uid, now=T0)
+    assert request_subscription(session, email="a@example.org", now=T0).send_confirmation is False
+    bounced = Subscriber(email="b@example.org", status=SubscriberStatus.bounced)
+    session.add(bounced)
+    session.flush()
+    assert request_subscription(session, email="b@example.org", now=T0).send_confirmation is False
+    assert resubscribe(session, uid=bounced.uid, now=T0).status == SubscriberStatus.bounced
+
+
+def test_one_confirmation_mail_per_address_per_day(session):
+    request_subscription(session, email="c@example.org", now=T0)
+    with pytest.raises(TooSoon):
+        request_subscription(session, email="c@example.org", now=T0 + dt.timedelta(hours=23))
+    assert request_subscription(session, email="c@example.org", now=T0 + dt.timedelta(hours=25)).send_confirmation
+
+
+def test_unsubscribed_address_asking_again_must_confirm_again(session):
+    uid = request_subscription(session, email="d@example.org", now=T0).subscriber.uid
+    confirm(session, uid=uid, now=T0)
+    unsubscribe(session, uid=uid, now=T0)
+    req = request_subscription(session, email="d@example.org", now=T0 + dt.timedelta(days=2))
+    assert req.send_confirmation and status(session, "d@example.org") == SubscriberStatus.pending
+
+
+@pytest.mark.parametrize("bad", ["", "no-at-sign", "a@b.c\r\nBcc: x@example.org", "a@example..org", "ä@example.org"])
+def test_bad_addresses_are_refused_and_nothing_is_stored(session, bad):
+    with pytest.raises(SubscriberError):
+        request_subscription(session, email=bad, now=T0)
+    assert session.exec(select(Subscriber)).all() == []
+
+
+def test_unknown_uid_changes_nothing(session):
+    assert confirm(session, uid="nobody", now=T0) is None
+    assert unsubscribe(session, uid="nobody", now=T0) is None
+    assert update_preferences(session, uid="nobody", prefs=Preferences(), now=T0) is None
+
+
+def test_preferences_are_validated_and_saved(session):
+    uid = request_subscription(session, email="e@example.org", now=T0).subscriber.uid
+    prefs = Preferences(paused=True, frequency=Frequency.weekly, weekday=4, digest_size=25)
+    sub = update_preferences(session, uid=uid, prefs=prefs, now=T0)
+    assert (sub.paused, sub.frequency, sub.weekday, sub.digest_size) == (True, Frequency.weekly, 4, 25)
+    assert Preferences.of(sub, default_size=10) == prefs
+    for bad in ({"digest_size": 4}, {"digest_size": 26}, {"weekday": 7}, {"frequency": "hourly"}):
+        with pytest.raises(ValidationError):
+            Preferences(**bad)
+
+
+def test_unconfirmed_addresses_expire(session):
+    request_subscription(session, email="old@example.org", now=T0)
+    request_subscription(session, email="new@example.org", now=T0 + dt.timedelta(days=6))
+    uid = request_subscription(session, email="kept@example.org", now=T0).subscriber.uid
+    confirm(session, uid=uid, now=T0)
+    session.commit()
+    assert expire_pending(session, now=T0 + dt.timedelta(days=7, hours=1), max_age=dt.timedelta(days=7)) == 1
+    session.commit()
+    assert sorted(session.exec(select(Subscriber.email)).all()) == ["kept@example.org", "new@example.org"]
