@@ -7,6 +7,7 @@ Errors a user can cause end in one line on stderr and a non-zero exit code.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import sys
 import time
@@ -27,7 +28,15 @@ from pipeline.issues import find_issue
 from pipeline.models import Edition, Subscriber, SubscriberStatus, utcnow
 from pipeline.rank import explain_lines
 from pipeline.settings import Settings, get_settings
-from pipeline.subscribers import add_subscriber, import_rows, list_subscribers, read_csv_emails
+from pipeline.subscribers import (
+    EXPORT_FIELDS,
+    add_subscriber,
+    export_rows,
+    import_rows,
+    list_subscribers,
+    read_csv_emails,
+    remove_subscribers,
+)
 
 app = typer.Typer(
     help="papermail: a daily email of the machine-learning papers that are trending.\n\n"
@@ -292,6 +301,21 @@ def _print_status(cfg: Settings, day: dt.date, edition: Edition = Edition.daily)
         out.print(f"  … and {len(problems) - 50} more")
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the site: subscribe, confirm, unsubscribe (RFC 8058 one-click), preferences, archive, /healthz."""
+    import uvicorn
+
+    from pipeline.web import create_app
+
+    cfg = settings()
+    uvicorn.run(create_app(cfg), host=host, port=port, proxy_headers=cfg.trust_proxy_headers,
+                forwarded_allow_ips="*" if cfg.trust_proxy_headers else None, log_level="info")
+
+
 @subscribers_app.command("add")
 def subscribers_add(
     emails: Annotated[list[str], typer.Argument(help="One or more addresses.")],
@@ -312,13 +336,58 @@ def subscribers_import(
     pending: Annotated[bool, typer.Option("--pending", help="Import as awaiting confirmation.")] = False,
 ) -> None:
     """Import addresses from a CSV file; invalid rows are reported, unsubscribed addresses left alone."""
-    with Session(jobs.engine(settings())) as session:
+    cfg = settings()
+    with Session(jobs.engine(cfg)) as session:
         report = import_rows(session, rows=read_csv_emails(csv_file), confirmed=not pending)
         session.commit()
     out.print(f"added {report.added}, already subscribed {report.already}, "
               f"left unsubscribed/bounced {report.kept_unsubscribed}, invalid {len(report.invalid)}")
     for problem in report.invalid:
         err.print(f"  {problem}", markup=False, highlight=False)
+    if report.to_confirm:
+        from workers import tasks
+
+        for subscriber_id in report.to_confirm:
+            tasks.send_confirmation.delay(subscriber_id)
+        verb = "sent" if eager(cfg) else "queued"
+        out.print(f"confirmation emails {verb}: {len(report.to_confirm)}")
+
+
+@subscribers_app.command("export")
+def subscribers_export(
+    out_file: Annotated[Path | None, typer.Option("--out", help="CSV file to write (default: standard output).")] = None,
+) -> None:
+    """Export every subscriber with status and preferences as CSV."""
+    with Session(jobs.engine(settings())) as session:
+        rows = export_rows(session)
+        stream = out_file.open("w", newline="", encoding="utf-8") if out_file else sys.stdout
+        try:
+            writer = csv.DictWriter(stream, fieldnames=EXPORT_FIELDS)
+            writer.writeheader()
+            count = 0
+            for row in rows:
+                writer.writerow(row)
+                count += 1
+        finally:
+            if out_file:
+                stream.close()
+    err.print(f"{count} subscriber(s) exported{f' to {out_file}' if out_file else ''}")
+
+
+@subscribers_app.command("remove")
+def subscribers_remove(
+    emails: Annotated[list[str], typer.Argument(help="Addresses to erase.")],
+) -> None:
+    """Erase addresses and their delivery records. (To stop mail but remember the address, they unsubscribe.)"""
+    with Session(jobs.engine(settings())) as session:
+        removed, unknown = remove_subscribers(session, emails=emails)
+        session.commit()
+    for address in removed:
+        out.print(f"{address}: removed", markup=False, highlight=False)
+    for address in unknown:
+        err.print(f"{address}: not a subscriber", markup=False, highlight=False)
+    if unknown and not removed:
+        raise typer.Exit(1)
 
 
 @subscribers_app.command("list")

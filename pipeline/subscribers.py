@@ -8,15 +8,16 @@ address goes into a ``To:`` header and an SMTP envelope unchanged.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
-from sqlmodel import Session, select
+from sqlmodel import Session, delete, select
 
 from pipeline.errors import SubscriberError
-from pipeline.models import Subscriber, SubscriberStatus, utcnow
+from pipeline.models import Delivery, Subscriber, SubscriberStatus, utcnow
 
 
 def normalize_email(raw: str) -> str:
@@ -37,6 +38,7 @@ class ImportReport:
     already: int = 0
     kept_unsubscribed: int = 0
     invalid: list[str] = field(default_factory=list)
+    to_confirm: list[int] = field(default_factory=list)  # new pending subscribers owed a confirmation mail
 
 
 def add_subscriber(session: Session, *, email: str, confirmed: bool) -> tuple[Subscriber, bool]:
@@ -61,6 +63,7 @@ def add_subscriber(session: Session, *, email: str, confirmed: bool) -> tuple[Su
 
 
 def import_rows(session: Session, *, rows: Iterable[str], confirmed: bool) -> ImportReport:
+    """Add addresses in bulk; unsubscribed and bounced ones are counted and left as they are."""
     report = ImportReport()
     for raw in rows:
         if not raw.strip():
@@ -72,6 +75,9 @@ def import_rows(session: Session, *, rows: Iterable[str], confirmed: bool) -> Im
             continue
         if created:
             report.added += 1
+            if not confirmed:
+                subscriber.confirmation_sent_at = utcnow()
+                report.to_confirm.append(subscriber.id)  # type: ignore[arg-type]
         elif subscriber.status in (SubscriberStatus.unsubscribed, SubscriberStatus.bounced):
             report.kept_unsubscribed += 1
         else:
@@ -100,3 +106,37 @@ def list_subscribers(session: Session, *, status: SubscriberStatus | None = None
     if status is not None:
         stmt = stmt.where(Subscriber.status == status)
     return list(session.exec(stmt))
+
+
+EXPORT_FIELDS = ("email", "status", "created_at", "confirmed_at", "unsubscribed_at", "paused", "frequency",
+                 "weekday", "digest_size")
+
+
+def export_rows(session: Session) -> Iterator[dict[str, object]]:
+    """Every subscriber as a flat row, streamed in id order."""
+    for sub in session.exec(select(Subscriber).order_by(Subscriber.id)).yield_per(1000):
+        row = {name: getattr(sub, name) for name in EXPORT_FIELDS}
+        yield {k: (v.isoformat() if isinstance(v, datetime) else getattr(v, "value", v)) for k, v in row.items()}
+
+
+def remove_subscribers(session: Session, *, emails: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Erase addresses and their delivery records (a person's right to be forgotten).
+
+    Returns (removed, unknown). Unlike an unsubscribe, nothing of the address is kept,
+    so a later import can add it again.
+    """
+    removed, unknown = [], []
+    for raw in emails:
+        try:
+            address = normalize_email(raw)
+        except SubscriberError:
+            unknown.append(raw)
+            continue
+        sub = session.exec(select(Subscriber).where(Subscriber.email == address)).first()
+        if sub is None:
+            unknown.append(address)
+            continue
+        session.exec(delete(Delivery).where(Delivery.subscriber_id == sub.id))  # type: ignore[call-overload]
+        session.delete(sub)
+        removed.append(address)
+    return removed, unknown

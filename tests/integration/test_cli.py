@@ -130,3 +130,35 @@ def test_preview_writes_html_without_placeholders(tmp_path):
     html = (tmp_path / "p.html").read_text()
     assert "pm-slot" not in html and "/u/preview" in html
     json.dumps(html)  # plain text file
+
+
+def test_import_pending_sends_confirmations_and_never_revives_unsubscribed(tmp_path):
+    papermail(tmp_path, "init")
+    papermail(tmp_path, "subscribers", "add", "gone@example.org", "kept@example.org")
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'papermail.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE subscriber SET status = 'unsubscribed' WHERE email = 'gone@example.org'"))
+    (tmp_path / "in.csv").write_text("email\nnew@example.org\ngone@example.org\nkept@example.org\n")
+    out = papermail(tmp_path, "subscribers", "import", "--pending", "in.csv").stdout
+    assert "added 1, already subscribed 1, left unsubscribed/bounced 1" in out
+    assert "confirmation emails sent: 1" in out
+    mail = read_eml(tmp_path / "var" / "outbox" / "confirmations" / "new@example.org.eml")
+    assert mail["Subject"] == "Confirm your subscription to Trending ML Papers"
+    assert "/confirm/" in mail.get_body(("plain",)).get_content()
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT email, status FROM subscriber")).all())
+    engine.dispose()
+    assert rows == {"gone@example.org": "unsubscribed", "kept@example.org": "active", "new@example.org": "pending"}
+
+
+def test_export_and_remove(tmp_path):
+    papermail(tmp_path, "subscribers", "add", "a@example.org", "b@example.org")
+    exported = papermail(tmp_path, "subscribers", "export", "--out", "subs.csv")
+    rows = (tmp_path / "subs.csv").read_text().splitlines()
+    assert rows[0].startswith("email,status,") and len(rows) == 3 and "2 subscriber(s) exported" in exported.stderr
+    removed = papermail(tmp_path, "subscribers", "remove", "A@example.org", "ghost@example.org")
+    assert "a@example.org: removed" in removed.stdout and "ghost@example.org: not a subscriber" in removed.stderr
+    assert papermail(tmp_path, "subscribers", "list").stdout.split("\t")[0] == "b@example.org"
+    assert papermail(tmp_path, "subscribers", "remove", "ghost@example.org", check=False).returncode == 1

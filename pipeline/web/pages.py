@@ -1,0 +1,60 @@
+"""Page rendering: one Jinja2 environment (autoescape on) over ``templates/web``, and the headers of every answer."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from pipeline.render import templates_path
+
+SECURITY_HEADERS = {
+    # Tokens are in the paths: a click from a page must not hand them to another site.
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+NO_STORE = {"Cache-Control": "no-store"}
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_path() / "web"),
+        autoescape=True,  # on for every template, whatever its extension: addresses and tokens come from outside
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def page(
+    request: Request,
+    template: str,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """Render ``templates/web/<template>`` as a complete HTML answer."""
+    settings = request.app.state.settings
+    html = environment().get_template(template).render(
+        list_name=settings.list_name, list_address=settings.from_address.addr_spec, weekdays=WEEKDAYS, **context
+    )
+    return HTMLResponse(html, status_code=status_code, headers={**SECURITY_HEADERS, **(headers or {})})
+
+
+def message_page(
+    request: Request, *, status_code: int, title: str, text: str, headers: dict[str, str] | None = None
+) -> HTMLResponse:
+    """A page with only a heading and a sentence (errors, mostly)."""
+    return page(request, "message.html", status_code=status_code, headers=headers, title=title, text=text)

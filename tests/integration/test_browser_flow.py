@@ -1,0 +1,153 @@
+"""A person in a real browser (Debian's Chromium): subscribe, confirm from the mail, get a digest,
+change preferences, unsubscribe.
+
+Screenshots of every page at 375 px and 1280 px go to test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sqlmodel import Session, select
+
+from pipeline import jobs
+from pipeline.models import Subscriber, SubscriberStatus
+from pipeline.web import create_app
+from tests.conftest import SMTPScript, free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+DAY = dt.date(2025, 3, 21)
+
+
+@pytest.fixture
+def site(make_settings, smtp_server):
+    """The real web app under uvicorn on a free port, mailing through the real SMTP server."""
+    _, smtp_url = smtp_server
+    port = free_port()
+    cfg = make_settings(base_url=f"http://127.0.0.1:{port}", smtp_url=smtp_url)
+    server = uvicorn.Server(uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the web server did not start"
+        time.sleep(0.05)
+    yield cfg
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed (apt-get install chromium chromium-driver); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def wait_for(predicate, what: str, timeout: float = 15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def shoot(browser, url: str, name: str) -> None:
+    """The page as a phone and a desktop show it."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for width in (375, 1280):
+        page = browser.new_page(viewport={"width": width, "height": 800})
+        page.goto(url)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth") - width
+        assert overflow <= 0, f"{name} overflows {width} px by {overflow} px"
+        page.close()
+
+
+# The smtp_script fixture is parametrized for the SMTP tests; one server flavour is enough here.
+@pytest.mark.parametrize("smtp_script", [SMTPScript()], ids=["smtp"])
+def test_subscribe_confirm_receive_and_unsubscribe_in_a_real_browser(site, browser, smtp_server, smtp_script):
+    handler, _ = smtp_server
+    cfg = site
+    page = browser.new_page(viewport={"width": 375, "height": 800})
+
+    # 1. The landing page: subscribe.
+    page.goto(cfg.base_url + "/")
+    shoot(browser, cfg.base_url + "/", "1-landing")
+    page.fill("input[name=email]", "reader@example.org")
+    page.locator("form[action='/subscribe'] [type=submit]").click()
+    page.wait_for_load_state()
+    assert "Check your inbox" in page.content()
+    page.screenshot(path=str(ARTIFACTS / "2-check-inbox-375.png"), full_page=True)
+
+    # 2. The confirmation mail, from the real SMTP server; its link opens a page with a button.
+    mail = wait_for(lambda: [m for m in handler.messages if m.rcpt == ["reader@example.org"]], "the confirmation mail")
+    text = mail[0].message.get_body(("plain",)).get_content()
+    confirm_url = re.search(r"http://127\.0\.0\.1:\d+/confirm/\S+", text).group(0)
+    page.goto(confirm_url)
+    shoot(browser, confirm_url, "3-confirm")
+    with Session(jobs.engine(cfg)) as session:  # opening the link changed nothing
+        assert session.exec(select(Subscriber.status)).one() == SubscriberStatus.pending
+    page.get_by_role("button", name=re.compile("Confirm", re.I)).click()
+    page.wait_for_load_state()
+    assert "subscribed" in page.content()
+    with Session(jobs.engine(cfg)) as session:
+        assert session.exec(select(Subscriber.status)).one() == SubscriberStatus.active
+
+    # 3. A digest goes out to the confirmed subscriber.
+    jobs.ingest(cfg, day=DAY, source="sample")
+    jobs.build(cfg, day=DAY)
+    issue_id, batches = jobs.start_sending(cfg, day=DAY)
+    for a, b in batches:
+        jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+    digest = wait_for(lambda: [m for m in handler.messages if "Trending ML Papers —" in (m.message["Subject"] or "")],
+                      "the digest")[0].message
+    unsubscribe_url = digest["List-Unsubscribe"].split(",")[0].strip()[1:-1]
+    assert unsubscribe_url.startswith(cfg.base_url + "/u/")
+    html = digest.get_body(("html",)).get_content()
+    assert f'href="{unsubscribe_url}"' in html  # the visible link in the body is the same
+
+    # 4. The preferences link in the digest: weekly on Mondays, five papers.
+    preferences_url = re.search(r'href="(http://127\.0\.0\.1:\d+/p/[^"]+)"', html).group(1)
+    page.goto(preferences_url)
+    page.check("input[name=frequency][value=weekly]")
+    page.select_option("select[name=weekday]", "0")
+    page.fill("input[name=digest_size]", "5")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_load_state()
+    assert "Saved" in page.content()
+    shoot(browser, preferences_url, "4-preferences")
+    with Session(jobs.engine(cfg)) as session:
+        sub = session.exec(select(Subscriber)).one()
+        assert (sub.frequency.value, sub.weekday, sub.digest_size) == ("weekly", 0, 5)
+
+    # 5. The unsubscribe link: a page with one button; pressing it unsubscribes.
+    page.goto(unsubscribe_url)
+    shoot(browser, unsubscribe_url, "5-unsubscribe")
+    with Session(jobs.engine(cfg)) as session:
+        assert session.exec(select(Subscriber.status)).one() == SubscriberStatus.active
+    page.get_by_role("button", name=re.compile("^Unsubscribe$", re.I)).click()
+    page.wait_for_load_state()
+    assert "unsubscribed" in page.content().lower()
+    page.screenshot(path=str(ARTIFACTS / "6-unsubscribed-375.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.screenshot(path=str(ARTIFACTS / "6-unsubscribed-1280.png"), full_page=True)
+    with Session(jobs.engine(cfg)) as session:
+        assert session.exec(select(Subscriber.status)).one() == SubscriberStatus.unsubscribed
+    page.close()
