@@ -312,6 +312,7 @@ def serve(
     from pipeline.web import create_app
 
     cfg = settings()
+    jobs.engine(cfg)  # a database it cannot use is a one-line error now, not a 500 on every page
     uvicorn.run(create_app(cfg), host=host, port=port, proxy_headers=cfg.trust_proxy_headers,
                 forwarded_allow_ips="*" if cfg.trust_proxy_headers else None, log_level="info")
 

@@ -4,7 +4,7 @@
 
 Writes digest.html, digest.txt, digest-375.png and digest-1280.png for a human
 to look at. Uses Debian's chromium (never `playwright install`) with the
-network-quiet flags from REFERENCE.md §9.
+flags that keep it off the network (no background fetches, no component updates).
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def subscribe(
 
 @router.get("/confirm/{token}", response_class=HTMLResponse)
 def confirm_page(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
-    """A button, not an action: mail scanners open every link (REFERENCE §6)."""
+    """A button, not an action: mail security scanners open every link in a message."""
     subscriber = subscriber_for(session, settings, purpose=Purpose.confirm, token=token)
     if subscriber.status in (SubscriberStatus.unsubscribed, SubscriberStatus.bounced):
         return _not_subscribed(request, bounced=subscriber.status is SubscriberStatus.bounced)
