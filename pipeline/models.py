@@ -109,11 +109,16 @@ class Subscriber(SQLModel, table=True):
     weekday: int = Field(default=0, ge=0, le=6)  # weekly mail arrives on this day (0 = Monday)
     digest_size: int | None = None  # papers per email; None = the list's default
     topics: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # reserved
+    # Bounces: permanent failures counted; at BOUNCE_LIMIT the address becomes "bounced" until an operator clears it.
+    hard_bounces: int = 0
+    last_bounce_at: datetime | None = _when(default=None)
+    last_bounce_reason: str | None = Field(default=None, max_length=500)
 
 
 class IssueStatus(StrEnum):
     built = "built"  # ranked and rendered, nothing sent
     sending = "sending"  # deliveries exist; some are not final
+    paused = "paused"  # an operator, or a burst of failures, stopped its sending; resume continues it
     finished = "finished"  # every delivery is in a final state
 
 
@@ -140,6 +145,7 @@ class Issue(SQLModel, table=True):
     built_at: datetime = _when(default_factory=utcnow)
     send_started_at: datetime | None = _when(default=None)
     finished_at: datetime | None = _when(default=None)
+    paused_reason: str | None = Field(default=None, max_length=500)
 
 
 class IssueVariant(SQLModel, table=True):
@@ -186,5 +192,26 @@ class Delivery(SQLModel, table=True):
     claim: str | None = Field(default=None, max_length=32)  # which batch run holds it while "sending"
     lease_until: datetime | None = _when(default=None)
     next_attempt_at: datetime | None = _when(default=None)
+    resend_id: int | None = Field(default=None, foreign_key="resend.id")  # the last resend that queued it again
     sent_at: datetime | None = _when(default=None)
     updated_at: datetime = _when(default_factory=utcnow)
+
+
+class ResendScope(StrEnum):
+    failed = "failed"  # deliveries that failed or are uncertain
+    to = "to"  # named addresses
+    all = "all"  # everyone in the issue's snapshot
+
+
+class Resend(SQLModel, table=True):
+    """An operator's resend of an issue: who asked, when, to whom, why. Recorded before anything is sent."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    issue_id: int = Field(foreign_key="issue.id", index=True)
+    key: str = Field(max_length=64, unique=True)  # the same request submitted twice has the same key
+    scope: ResendScope = Field(sa_type=_enum(ResendScope))
+    addresses: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    reason: str = Field(max_length=500)
+    requested_by: str = Field(max_length=100)
+    requested_at: datetime = _when(default_factory=utcnow)
+    deliveries: int = 0  # how many deliveries it queued again

@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     retry_base_seconds: int = Field(300, ge=1, description="first retry delay after a 4xx; doubles each time")
     max_attempts: int = Field(8, ge=1)
 
+    # Faults, pacing and operators.
+    bounce_limit: int = Field(2, ge=1, description="hard bounces before an address is marked bounced")
+    failure_burst_limit: int = Field(50, ge=1, description="consecutive failed sends that pause an issue")
+    send_rate_per_second: float = Field(0, ge=0, description="messages per second across all workers; 0 = no limit")
+    send_rate_per_hour: int = Field(0, ge=0, description="messages per hour across all workers; 0 = no limit")
+    stale_after_hours: float = Field(12, gt=0, description="a scheduled run this late is skipped, not sent")
+    admin_token: str | None = Field(None, description="bearer token for the admin API; unset disables it")
+
     # Subscriptions (the web pages).
     pending_expiry_days: int = Field(7, ge=1, description="unconfirmed addresses are forgotten after this")
     subscribe_rate_limit: str = Field("5/hour", description="subscribe requests per client IP (limits syntax)")
