@@ -25,7 +25,7 @@ from pipeline import jobs, slots
 from pipeline.dispatch import delivery_counts, iter_unsettled
 from pipeline.errors import ConfigError, PapermailError
 from pipeline.issues import find_issue
-from pipeline.models import Edition, Subscriber, SubscriberStatus, utcnow
+from pipeline.models import Edition, ResendScope, Subscriber, SubscriberStatus, utcnow
 from pipeline.rank import explain_lines
 from pipeline.settings import Settings, get_settings
 from pipeline.subscribers import (
@@ -280,25 +280,122 @@ def _write_preview(cfg: Settings, html: str, path: Path) -> None:
 
 
 @app.command()
-def status(date: DateOpt = None, edition: EditionOpt = Edition.daily) -> None:
-    """Show an issue's deliveries by state, and any that failed or are uncertain."""
-    _print_status(settings(), parse_day(date), edition)
+def status(
+    date: DateOpt = None,
+    edition: EditionOpt = Edition.daily,
+    watch: Annotated[bool, typer.Option("--watch", help="Follow a running send with a progress bar.")] = False,
+) -> None:
+    """Show an issue's deliveries by state, the send rate and time left, and any that failed or are uncertain."""
+    cfg = settings()
+    day = parse_day(date)
+    if watch:
+        def settled() -> bool:
+            info = jobs.progress(cfg, day=day, edition=edition)
+            return info["open"] == 0 or info["issue"].status.value in ("paused", "finished")
+
+        _follow(cfg, day, edition, until=settled)
+    _print_status(cfg, day, edition)
 
 
 def _print_status(cfg: Settings, day: dt.date, edition: Edition = Edition.daily) -> None:
+    info = jobs.progress(cfg, day=day, edition=edition)
+    issue, counts = info["issue"], info["counts"]
     with Session(jobs.engine(cfg)) as session:
-        issue = jobs.issue_for(session, day, edition)
-        counts = delivery_counts(session, issue_id=issue.id)  # type: ignore[arg-type]
-        problems = [(d.subscriber_id, d.status.value, d.last_error or d.smtp_reply or "") for d in iter_unsettled(session, issue_id=issue.id)]  # type: ignore[arg-type]
+        problems = [(d.subscriber_id, d.status.value, d.last_error or d.smtp_reply or "")
+                    for d in iter_unsettled(session, issue_id=issue.id)]
         ids = [p[0] for p in problems]
         emails = dict(session.exec(select(Subscriber.id, Subscriber.email).where(Subscriber.id.in_(ids))).all())  # type: ignore[union-attr]
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no deliveries yet"
     label = "issue" if edition is Edition.daily else "weekly issue"
-    out.print(f"{label} {day}: {issue.status.value} — {summary}")
+    out.print(f"{label} {day}: {issue.status.value} — {summary}", markup=False, highlight=False)
+    if issue.paused_reason:
+        out.print(f"  paused: {issue.paused_reason}", markup=False, highlight=False)
+    if info["open"]:
+        eta = f", about {info['eta']} left" if info["eta"] else ""
+        out.print(f"  {info['open']} to go at {info['rate']:.1f} messages/s{eta}")
     for sub_id, state, reason in problems[:50]:
         out.print(f"  {state:9} {emails.get(sub_id, sub_id)}: {reason}", markup=False, highlight=False)
     if len(problems) > 50:
         out.print(f"  … and {len(problems) - 50} more")
+
+
+@app.command()
+def pause(
+    date: DateOpt = None,
+    edition: EditionOpt = Edition.daily,
+    reason: Annotated[str, typer.Option(help="Why; shown by status.")] = "paused by an operator",
+) -> None:
+    """Stop an issue's sending now; batches finish the message in hand. `papermail resume` continues."""
+    cfg = settings()
+    day = parse_day(date)
+    if not jobs.pause(cfg, day=day, edition=edition, reason=reason):
+        raise PapermailError(f"the {edition.value} issue of {day} is not sending, so it cannot be paused")
+    out.print(f"{edition.value} issue {day} paused")
+
+
+@app.command()
+def resume(date: DateOpt = None, edition: EditionOpt = Edition.daily) -> None:
+    """Resume a paused issue: its pending and retrying deliveries are sent."""
+    cfg = settings()
+    day = parse_day(date)
+    if not jobs.resume(cfg, day=day, edition=edition):
+        raise PapermailError(f"the {edition.value} issue of {day} is not paused")
+    out.print(f"{edition.value} issue {day} resumed")
+    _send(cfg, day, edition)
+
+
+@app.command()
+def resend(
+    date: DateOpt = None,
+    edition: EditionOpt = Edition.daily,
+    failed: Annotated[bool, typer.Option("--failed", help="Resend to deliveries that failed or are uncertain.")] = False,
+    to: Annotated[list[str] | None, typer.Option("--to", help="Resend to this address (repeatable).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Resend to everyone in the issue (needs --force).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Confirm a resend to everyone.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why; recorded with the resend.")] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print who would receive it.")] = False,
+) -> None:
+    """Send an issue again to an explicit scope. Never to unsubscribed, bounced or unconfirmed addresses."""
+    cfg = settings()
+    day = parse_day(date)
+    scopes = [s for s, on in ((ResendScope.failed, failed), (ResendScope.to, bool(to)), (ResendScope.all, all_)) if on]
+    if len(scopes) != 1:
+        raise typer.BadParameter("choose exactly one of --failed, --to EMAIL, --all")
+    if scopes[0] is ResendScope.all and not force and not dry_run:
+        raise typer.BadParameter("--all sends the issue again to everyone; add --force if that is meant")
+    if not reason and not dry_run:
+        raise typer.BadParameter("say why with --reason; every resend is recorded", param_hint="--reason")
+    record, plan = jobs.resend(cfg, day=day, edition=edition, scope=scopes[0], addresses=to or [], reason=reason,
+                               requested_by="cli", dry_run=dry_run)
+    for email, why in plan.skipped:
+        err.print(f"  not sent to {email}: {why}", markup=False, highlight=False)
+    if dry_run:
+        for email in plan.addresses:
+            out.print(email, markup=False, highlight=False)
+        err.print(f"dry run: {len(plan.targets)} would receive the {edition.value} issue of {day}")
+        return
+    if record is None:
+        out.print("nothing to resend")
+        return
+    out.print(f"resend #{record.id} recorded: {record.deliveries} deliveries queued again ({reason})",
+              markup=False, highlight=False)
+    _send(cfg, day, edition)
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest migration (every command also does it on first use)."""
+    from pipeline import migrate as migrations
+    from pipeline.db import engine_for
+
+    engine = engine_for(settings().database_url)
+    old = migrations.current(engine)
+    migrations.upgrade(engine)
+    new = migrations.current(engine)
+    url = engine.url.render_as_string(hide_password=True)
+    out.print(f"database at {url}: {old or 'none'} -> {new}", markup=False, highlight=False)
+    for line in migrations.check(engine):  # models changed without a revision, or foreign tables
+        err.print(f"  differs from the models: {line}", markup=False, highlight=False)
 
 
 @app.command()

@@ -7,12 +7,11 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, event, inspect
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
-from pipeline import models  # noqa: F401  (registers the tables)
-from pipeline.errors import ConfigError
+from pipeline import migrate, models  # noqa: F401  (models registers the tables)
 
 
 def make_engine(url: str) -> Engine:
@@ -42,21 +41,10 @@ def engine_for(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables, and refuse a database whose existing tables lack columns this version uses."""
-    SQLModel.metadata.create_all(engine)
-    inspector = inspect(engine)
-    missing = [
-        f"{table.name}.{column.name}"
-        for table in SQLModel.metadata.sorted_tables
-        for column in table.columns
-        if column.name not in {c["name"] for c in inspector.get_columns(table.name)}
-    ]
-    if missing:
-        url = engine.url.render_as_string(hide_password=True)
-        raise ConfigError(
-            f"the database {url} was created by an older papermail and lacks {', '.join(missing[:5])}"
-            f"{' …' if len(missing) > 5 else ''}; move it aside (a new one is created) or migrate it"
-        )
+    """Bring the schema to the newest migration: creates an empty database, upgrades an older one,
+    adopts one made before migrations existed, and refuses (ConfigError) one it cannot adopt.
+    Safe to call from several processes at once; see ``pipeline.migrate``."""
+    migrate.upgrade(engine)
 
 
 @contextmanager

@@ -66,6 +66,7 @@ class SendContext:
     lease_seconds: int = 300
     retry_base_seconds: int = 300
     max_attempts: int = 8
+    failure_burst_limit: int = 50  # this many failures in a row pause the issue (bad credentials, a blocklist)
 
 
 @dataclass(slots=True)
@@ -76,6 +77,8 @@ class BatchResult:
     uncertain: int = 0
     skipped: int = 0
     errors: list[str] = field(default_factory=list)
+    failures_in_a_row: int = 0
+    paused: str | None = None  # why the batch stopped early because the issue is paused
 
     @property
     def attempted(self) -> int:
@@ -112,6 +115,7 @@ class TemplateCache:
     def __init__(self, engine: Engine, issue: Issue, ctx: SendContext) -> None:
         self._engine, self._issue, self._ctx = engine, issue, ctx
         self._built: dict[int, MessageTemplate] = {}
+        self.issue_id: int = issue.id  # type: ignore[assignment]
 
     def __call__(self, size: int) -> MessageTemplate:
         template = self._built.get(size)
@@ -337,6 +341,9 @@ def send_batch(
     with engine.connect() as conn, _fast_commits(conn):
         while True:
             now = clock()
+            result.paused = _paused_reason(conn, issue_id)
+            if result.paused is not None:
+                break  # paused by an operator or a burst of failures: leave the rest pending
             rows = _claim(conn, issue_id=issue_id, after=cursor, upto=upto_id, limit=ctx.claim_size,
                           claim=claim, now=now, lease_until=now + timedelta(seconds=ctx.lease_seconds))
             if not rows:
@@ -372,6 +379,36 @@ class _Lease:
         self._renew_at = now + timedelta(seconds=self._seconds / 2)
 
 
+class _Burst(Exception):
+    """Too many failures in a row: something is wrong with the server or the account, not the addresses."""
+
+
+def _paused_reason(conn: Connection, issue_id: int) -> str | None:
+    row = conn.execute(text("SELECT status, paused_reason FROM issue WHERE id = :id"), {"id": issue_id}).one()
+    conn.commit()
+    return (row[1] or "paused") if row[0] == IssueStatus.paused.name else None
+
+
+def pause_issue(conn: Connection, *, issue_id: int, reason: str) -> bool:
+    """Stop an issue's sending; batches finish the message in hand and leave the rest pending."""
+    changed = conn.execute(
+        text("UPDATE issue SET status = :paused, paused_reason = :reason WHERE id = :id AND status = :sending"),
+        {"paused": IssueStatus.paused.name, "reason": reason[:500], "id": issue_id,
+         "sending": IssueStatus.sending.name},
+    ).rowcount  # type: ignore[attr-defined]
+    conn.commit()
+    return bool(changed)
+
+
+def resume_issue(conn: Connection, *, issue_id: int) -> bool:
+    changed = conn.execute(
+        text("UPDATE issue SET status = :sending, paused_reason = NULL WHERE id = :id AND status = :paused"),
+        {"paused": IssueStatus.paused.name, "id": issue_id, "sending": IssueStatus.sending.name},
+    ).rowcount  # type: ignore[attr-defined]
+    conn.commit()
+    return bool(changed)
+
+
 class LeaseLost(RuntimeError):
     """The claim's lease ran out and its rows were settled by someone else."""
 
@@ -384,14 +421,26 @@ def _send_claimed(conn: Connection, rows: list[tuple[int, int, int, int]], *, cl
     try:
         for row_id, sub_id, attempts, size in rows:
             lease.keep(still_held=len(rows) - done)
-            _send_one(conn, row_id, subscribers[sub_id], attempts=attempts, claim=claim, template=templates(size),
-                      make_recipient=make_recipient, messenger=messenger, ctx=ctx, now=clock(), result=result)
+            outcome = _send_one(conn, row_id, subscribers[sub_id], attempts=attempts, claim=claim,
+                                template=templates(size), make_recipient=make_recipient, messenger=messenger,
+                                ctx=ctx, now=clock(), result=result)
             done += 1
+            if outcome == "sent":
+                result.failures_in_a_row = 0
+            elif outcome != "skipped":
+                result.failures_in_a_row += 1
+                if result.failures_in_a_row >= ctx.failure_burst_limit:
+                    raise _Burst(f"{result.failures_in_a_row} sends failed in a row; last: {result.errors[-1]}")
     except LeaseLost:
         raise  # the rows are someone else's now: touch nothing
-    except DeliveryError:
+    except _Burst as burst:
+        _settle_unfinished(conn, rows[done:], claim=claim, first_in_flight=False, now=clock())
+        pause_issue(conn, issue_id=templates.issue_id, reason=str(burst))
+    except DeliveryError as exc:
         # The server could not be reached: nothing of the rest was transmitted.
         _settle_unfinished(conn, rows[done:], claim=claim, first_in_flight=False, now=clock())
+        if exc.lasting:  # bad credentials will not fix themselves: stop the issue instead of burning retries
+            pause_issue(conn, issue_id=templates.issue_id, reason=str(exc))
         raise
     except BaseException:
         # Interrupted (signal, shutdown): the current message may have gone out.

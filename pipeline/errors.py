@@ -45,4 +45,10 @@ class SubscriberError(PapermailError):
 
 
 class DeliveryError(PapermailError):
+    """The mail server could not be used at all. ``lasting``: retrying will not help (bad credentials)."""
+
     exit_code = 75  # EX_TEMPFAIL
+
+    def __init__(self, message: str, *, lasting: bool = False) -> None:
+        super().__init__(message)
+        self.lasting = lasting

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
 from pipeline import __version__
 from pipeline.db import create_schema, engine_for, session_scope
@@ -29,8 +29,11 @@ from pipeline.dispatch import (
     SendContext,
     archive_url,
     close_if_done,
+    delivery_counts,
     open_deliveries,
+    pause_issue,
     plan_batches,
+    resume_issue,
     send_batch,
 )
 from pipeline.errors import DeliveryError, IngestError, IssueError
@@ -38,10 +41,22 @@ from pipeline.ingest import arxiv, files, hf
 from pipeline.ingest.store import store_papers
 from pipeline.issues import RankRequest, as_of_for, build_issue, ensure_variants, find_issue
 from pipeline.messengers import open_messenger
-from pipeline.models import Delivery, Edition, Frequency, Issue, Subscriber, SubscriberStatus, utcnow
+from pipeline.models import (
+    Delivery,
+    Edition,
+    Frequency,
+    Issue,
+    Resend,
+    ResendScope,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
 from pipeline.rank import Weights
 from pipeline.records import ParseResult, Skipped
 from pipeline.render import DigestContext, render_confirmation
+from pipeline.resend import ResendPlan, plan_resend
+from pipeline.resend import resend as resend_issue
 from pipeline.settings import Settings
 from pipeline.subscriptions import expire_pending
 from pipeline.tokens import Purpose, Signer
@@ -133,6 +148,7 @@ def send_context(settings: Settings) -> SendContext:
         lease_seconds=settings.lease_seconds,
         retry_base_seconds=settings.retry_base_seconds,
         max_attempts=settings.max_attempts,
+        failure_burst_limit=settings.failure_burst_limit,
     )
 
 
@@ -268,6 +284,28 @@ def send_range(settings: Settings, *, issue_id: int, after_id: int, upto_id: int
         messenger.close()
 
 
+def pause(settings: Settings, *, day: dt.date, edition: Edition = Edition.daily, reason: str) -> bool:
+    """Stop an issue's sending (batches stop after the message in hand). False if it was not sending."""
+    with Session(engine(settings)) as session:
+        issue_id = issue_for(session, day, edition).id
+    with engine(settings).connect() as conn:
+        return pause_issue(conn, issue_id=issue_id, reason=reason)  # type: ignore[arg-type]
+
+
+def resume(settings: Settings, *, day: dt.date, edition: Edition = Edition.daily) -> bool:
+    """Let a paused issue send again; the caller dispatches its open deliveries."""
+    with Session(engine(settings)) as session:
+        issue_id = issue_for(session, day, edition).id
+    with engine(settings).connect() as conn:
+        return resume_issue(conn, issue_id=issue_id)  # type: ignore[arg-type]
+
+
+def is_stale(settings: Settings, *, day: dt.date, now: dt.datetime) -> bool:
+    """A scheduled run for ``day`` this long after its send time is skipped (sent late, it would surprise)."""
+    due = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(settings.send_hour), tzinfo=dt.UTC)
+    return now - due > dt.timedelta(hours=settings.stale_after_hours)
+
+
 def finish(settings: Settings, *, issue_id: int) -> bool:
     with session_scope(engine(settings)) as session:
         return close_if_done(session, issue_id=issue_id, now=utcnow())
@@ -320,3 +358,41 @@ def housekeeping(settings: Settings, *, now: dt.datetime | None = None) -> int:
     """Daily upkeep: forget addresses that never confirmed. Returns how many."""
     with session_scope(engine(settings)) as session:
         return expire_pending(session, now=now or utcnow(), max_age=dt.timedelta(days=settings.pending_expiry_days))
+
+
+# --- operators --------------------------------------------------------------------------------
+
+
+def resend(
+    settings: Settings, *, day: dt.date, edition: Edition = Edition.daily, scope: ResendScope,
+    addresses: list[str] = (), reason: str, requested_by: str, dry_run: bool = False,
+) -> tuple[Resend | None, ResendPlan]:
+    """Record a resend and queue its deliveries (the caller dispatches), or only plan it with ``dry_run``."""
+    try:
+        with session_scope(engine(settings)) as session:
+            issue = issue_for(session, day, edition)
+            if dry_run:
+                return None, plan_resend(session, issue=issue, scope=scope, addresses=addresses)
+            record, plan = resend_issue(session, issue=issue, scope=scope, addresses=addresses, reason=reason,
+                                        requested_by=requested_by, now=utcnow(), default_size=settings.digest_size)
+            if record is not None:
+                sizes = {sub.digest_size or settings.digest_size for _, sub in plan.targets}
+                ensure_variants(session, issue=issue, sizes=sizes, ctx=digest_context(settings, day, edition))
+            return record, plan
+    except IntegrityError:
+        raise IssueError("the same resend was submitted a moment ago; nothing more was queued") from None
+
+
+def progress(settings: Settings, *, day: dt.date, edition: Edition = Edition.daily,
+             now: dt.datetime | None = None) -> dict[str, object]:
+    """Counts per state, the send rate over the last minute and an estimate of the time left."""
+    now = now or utcnow()
+    with Session(engine(settings)) as session:
+        issue = issue_for(session, day, edition)
+        counts = delivery_counts(session, issue_id=issue.id)  # type: ignore[arg-type]
+        recent = session.exec(select(func.count()).select_from(Delivery).where(
+            Delivery.issue_id == issue.id, Delivery.sent_at >= now - dt.timedelta(minutes=1))).one()  # type: ignore[operator]
+    open_count = counts["pending"] + counts["sending"] + counts["retry"]
+    rate = recent / 60.0
+    eta = dt.timedelta(seconds=round(open_count / rate)) if rate and open_count else None
+    return {"issue": issue, "counts": counts, "open": open_count, "rate": rate, "eta": eta}

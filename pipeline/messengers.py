@@ -117,7 +117,9 @@ class SMTPMessenger:
             if self.username:
                 smtp.login(self.username, self.password or "")
         except smtplib.SMTPAuthenticationError as exc:
-            raise DeliveryError(f"SMTP login to {self.host}:{self.port} refused: {exc.smtp_code}") from exc
+            reason = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+            raise DeliveryError(f"SMTP login to {self.host}:{self.port} refused: {exc.smtp_code} {reason}",
+                                lasting=True) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"cannot connect to SMTP server {self.host}:{self.port}: {exc}") from exc
         self.connections += 1

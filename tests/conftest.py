@@ -79,6 +79,7 @@ class SMTPScript:
     drop_after_data: set[str] = field(default_factory=set)
     delay: float = 0.0
     pipelining: bool = False
+    refuse_login: bool = False  # answer every AUTH with 535, as for bad credentials
 
 
 class RecordingHandler:
@@ -141,7 +142,12 @@ def smtp_server(smtp_script: SMTPScript) -> Iterator[tuple[RecordingHandler, str
     """A real aiosmtpd server on a free port: (handler, smtp_url)."""
     handler = RecordingHandler(smtp_script)
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, decode_data=False)
+    auth: dict[str, object] = {}
+    if smtp_script.refuse_login:
+        from aiosmtpd.smtp import AuthResult
+
+        auth = {"authenticator": lambda *args: AuthResult(success=False, handled=False), "auth_require_tls": False}
+    controller = Controller(handler, hostname="127.0.0.1", port=port, decode_data=False, **auth)
     controller.start()
     try:
         yield handler, f"smtp://127.0.0.1:{port}"

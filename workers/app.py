@@ -37,7 +37,9 @@ def make_app(settings: Settings) -> Celery:
             "daily-digest": {
                 "task": "papermail.run",
                 "schedule": crontab(minute=0, hour=settings.send_hour),
-                "kwargs": {"source": "hf"},
+                "kwargs": {"source": "hf", "scheduled": True},
+                # A run still queued hours later (no worker was up) is dropped by the broker.
+                "options": {"expires": 6 * 3600},
             },
             "housekeeping": {"task": "papermail.housekeeping", "schedule": crontab(minute=30, hour=3)},
         },

@@ -8,6 +8,7 @@ with a chord.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from celery import Task, chain
 
@@ -17,6 +18,7 @@ from pipeline.models import Edition, utcnow
 from pipeline.settings import get_settings
 from workers.app import app
 
+log = logging.getLogger(__name__)
 RETRY_DELAY = 600  # seconds; below the broker's visibility timeout
 
 
@@ -77,10 +79,18 @@ def send_batch(self: Task, issue_id: int, after_id: int, upto_id: int) -> dict:
 
 
 @app.task(name="papermail.run")
-def run(day: str | None = None, source: str = "hf") -> None:
-    """The daily job: ingest -> for each edition due: build -> fan out the send batches."""
-    iso = _day(day).isoformat()
-    chain(ingest.si(iso, source), editions.si(iso)).delay()
+def run(day: str | None = None, source: str = "hf", scheduled: bool = False) -> str:
+    """The daily job: ingest -> for each edition due: build -> fan out the send batches.
+
+    A scheduled run that starts long after its send time (workers were down) is
+    skipped rather than mailing yesterday's news late; an operator can still run it.
+    """
+    when = _day(day)
+    if scheduled and jobs.is_stale(get_settings(), day=when, now=utcnow()):
+        log.warning("skipping the stale scheduled run for %s; run it by hand if it should still go out", when)
+        return "stale"
+    chain(ingest.si(when.isoformat(), source), editions.si(when.isoformat())).delay()
+    return "queued"
 
 
 @app.task(name="papermail.send_confirmation", bind=True)

@@ -1,0 +1,181 @@
+"""What operators do: pause and resume, resend to an explicit scope, and what pauses an issue by itself."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlmodel import Session, select
+
+from pipeline import jobs
+from pipeline.errors import DeliveryError, IssueError
+from pipeline.models import (
+    Delivery,
+    DeliveryStatus,
+    Issue,
+    IssueStatus,
+    Resend,
+    ResendScope,
+    Subscriber,
+    SubscriberStatus,
+)
+from tests.conftest import SMTPScript
+from tests.integration.test_dispatch_smtp import DAY, counts, prepare, send_all
+
+
+@pytest.fixture
+def cfg(make_settings, database_url, smtp_server):
+    _, url = smtp_server
+    return make_settings(database_url=database_url, smtp_url=url, send_batch_size=100, claim_size=3)
+
+
+def received(handler):
+    return sorted(r for m in handler.messages for r in m.rcpt)
+
+
+def issue_row(cfg):
+    with Session(jobs.engine(cfg)) as session:
+        return session.exec(select(Issue).where(Issue.date == DAY)).one()
+
+
+def set_status(cfg, email, status):
+    with Session(jobs.engine(cfg)) as session:
+        sub = session.exec(select(Subscriber).where(Subscriber.email == email)).one()
+        sub.status = status
+        session.add(sub)
+        session.commit()
+
+
+def test_pause_stops_a_send_and_resume_finishes_it(cfg, smtp_server):
+    handler, _ = smtp_server
+    emails = prepare(cfg, n=6)
+    issue_id, batches = jobs.start_sending(cfg, day=DAY)
+    assert jobs.pause(cfg, day=DAY, reason="checking the template") is True
+    for a, b in batches:
+        result = jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+        assert result.paused == "checking the template" and result.sent == 0
+    assert handler.messages == [] and counts(cfg, issue_id) == {"pending": 6}
+    assert jobs.pause(cfg, day=DAY, reason="again") is False  # already paused
+    assert jobs.resume(cfg, day=DAY) is True
+    send_all(cfg)
+    assert received(handler) == emails
+    assert issue_row(cfg).status == IssueStatus.finished
+
+
+def test_a_burst_of_failures_pauses_the_issue_instead_of_burning_the_list(make_settings, database_url, smtp_server,
+                                                                        smtp_script):
+    handler, url = smtp_server
+    cfg = make_settings(database_url=database_url, smtp_url=url, claim_size=4, failure_burst_limit=3)
+    emails = prepare(cfg, n=10)
+    for email in emails:
+        smtp_script.rcpt_replies[email] = "554 5.7.1 sending IP on a blocklist"
+    issue_id, _ = send_all(cfg)
+    issue = issue_row(cfg)
+    assert issue.status == IssueStatus.paused and "3 sends failed in a row" in issue.paused_reason
+    assert "5.7.1" in issue.paused_reason
+    assert counts(cfg, issue_id) == {"failed": 3, "pending": 7}  # the rest were left untouched
+
+
+@pytest.mark.parametrize("smtp_script", [SMTPScript(refuse_login=True)], ids=["bad-credentials"])
+def test_refused_credentials_pause_the_issue_at_once(make_settings, database_url, smtp_server, smtp_script):
+    _, url = smtp_server
+    cfg = make_settings(database_url=database_url, smtp_url=url.replace("smtp://", "smtp://user:wrong@"))
+    prepare(cfg, n=3)
+    issue_id, batches = jobs.start_sending(cfg, day=DAY)
+    with pytest.raises(DeliveryError, match="login .* refused: 535"):
+        jobs.send_range(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][1])
+    issue = issue_row(cfg)
+    assert issue.status == IssueStatus.paused and "535" in issue.paused_reason
+    assert counts(cfg, issue_id) == {"pending": 3}
+
+
+def test_resend_to_the_failed_only_and_never_to_the_unsubscribed(cfg, smtp_server, smtp_script):
+    handler, _ = smtp_server
+    emails = prepare(cfg, n=5)
+    smtp_script.rcpt_replies[emails[1]] = "550 5.1.1 no such user"
+    smtp_script.rcpt_replies[emails[2]] = "550 5.1.1 no such user"
+    send_all(cfg)
+    smtp_script.rcpt_replies.clear()
+    set_status(cfg, emails[2], SubscriberStatus.unsubscribed)
+
+    record, plan = jobs.resend(cfg, day=DAY, scope=ResendScope.failed, reason="mailbox fixed", requested_by="test",
+                               dry_run=True)
+    assert record is None and plan.addresses == [emails[1]]
+    assert plan.skipped == [(emails[2], "subscriber is unsubscribed")]
+    assert len(handler.messages) == 3  # a dry run sends nothing
+
+    record, _ = jobs.resend(cfg, day=DAY, scope=ResendScope.failed, reason="mailbox fixed", requested_by="test")
+    assert record.deliveries == 1 and record.reason == "mailbox fixed" and record.scope == ResendScope.failed
+    issue_id, _ = send_all(cfg)
+    assert received(handler) == sorted([emails[0], emails[1], emails[3], emails[4]])
+    # Submitting it again queues nothing: the targets are no longer failed.
+    again, plan = jobs.resend(cfg, day=DAY, scope=ResendScope.failed, reason="mailbox fixed", requested_by="test")
+    assert again is None and plan.targets == []
+    with Session(jobs.engine(cfg)) as session:
+        assert len(session.exec(select(Resend)).all()) == 1
+        resent = session.exec(select(Delivery).where(Delivery.resend_id == record.id)).all()
+    assert [d.status for d in resent] == [DeliveryStatus.sent]
+
+
+def test_resend_to_named_addresses_including_one_who_joined_later(cfg, smtp_server):
+    handler, _ = smtp_server
+    emails = prepare(cfg, n=3)
+    send_all(cfg)
+    from tests.integration.test_dispatch_smtp import subscribe
+
+    subscribe(cfg, ["late@example.org"])
+    record, plan = jobs.resend(cfg, day=DAY, scope=ResendScope.to, addresses=[emails[0], "Late@example.org",
+                               "ghost@example.org"], reason="asked for a copy", requested_by="test")
+    assert sorted(plan.addresses) == sorted([emails[0], "late@example.org"])
+    assert plan.skipped == [("ghost@example.org", "not a subscriber")]
+    send_all(cfg)
+    got = [r for m in handler.messages for r in m.rcpt]
+    assert got.count(emails[0]) == 2 and got.count("late@example.org") == 1 and len(got) == 5
+
+
+def test_resend_needs_a_reason_and_an_issue_already_sent(cfg):
+    prepare(cfg, n=2)
+    with pytest.raises(IssueError, match="has not been sent yet"):
+        jobs.resend(cfg, day=DAY, scope=ResendScope.all, reason="x", requested_by="test")
+    jobs.start_sending(cfg, day=DAY)
+    with pytest.raises(IssueError, match="say why"):
+        jobs.resend(cfg, day=DAY, scope=ResendScope.all, reason=" ", requested_by="test")
+
+
+def test_resend_all_and_the_cli_guards(tmp_path, smtp_server, database_url):
+    from tests.integration.test_cli import papermail
+
+    handler, url = smtp_server
+    env = {"DATABASE_URL": database_url, "SMTP_URL": url}
+    papermail(tmp_path, "subscribers", "add", "a@example.org", "b@example.org", env=env)
+    papermail(tmp_path, "run", "--source", "sample", env=env)
+    refused = papermail(tmp_path, "resend", "--date", "2025-03-21", "--all", "--reason", "oops", env=env, check=False)
+    assert refused.returncode == 2 and "--force" in refused.stderr
+    both = papermail(tmp_path, "resend", "--date", "2025-03-21", "--failed", "--all", env=env, check=False)
+    assert both.returncode == 2 and "exactly one" in both.stderr
+    dry = papermail(tmp_path, "resend", "--date", "2025-03-21", "--all", "--dry-run", env=env)
+    assert dry.stdout.split() == ["a@example.org", "b@example.org"] and len(handler.messages) == 2
+    done = papermail(tmp_path, "resend", "--date", "2025-03-21", "--all", "--force", "--reason", "template fix",
+                     env=env)
+    assert "2 deliveries queued again" in done.stdout and len(handler.messages) == 4
+    assert "finished" in done.stdout
+
+
+def test_status_shows_rate_and_time_left(cfg, smtp_server):
+    prepare(cfg, n=4)
+    issue_id, batches = jobs.start_sending(cfg, day=DAY)
+    jobs.send_range(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][0] + 2)
+    info = jobs.progress(cfg, day=DAY)
+    assert info["open"] == 2 and info["counts"]["sent"] == 2
+    assert info["rate"] == pytest.approx(2 / 60) and info["eta"] == dt.timedelta(seconds=60)
+
+
+def test_a_stale_scheduled_run_is_skipped_but_an_operator_run_is_not(make_settings):
+    cfg = make_settings(send_hour=7, stale_after_hours=12)
+    day = dt.date(2025, 3, 21)
+    due = dt.datetime(2025, 3, 22, 7, tzinfo=dt.UTC)
+    assert not jobs.is_stale(cfg, day=day, now=due + dt.timedelta(hours=11))
+    assert jobs.is_stale(cfg, day=day, now=due + dt.timedelta(hours=13))
+    from workers import tasks
+
+    assert tasks.run.run(day="2025-03-21", source="sample", scheduled=True) == "stale"
