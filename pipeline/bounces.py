@@ -48,6 +48,11 @@ from pipeline.models import Subscriber, SubscriberStatus, UTCDateTime, utcnow
 from pipeline.subscribers import normalize_email
 
 log = logging.getLogger(__name__)
+# flufl.bounce logs a traceback (log.exception) for any detector that chokes on odd input, which
+# with no logging configured reaches stderr through logging's last-resort handler: one malformed
+# message in a mailbox would print a traceback from `papermail bounces`. A NullHandler keeps it
+# quiet there and still lets the records reach handlers an application configures.
+logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
 
 REASON_LENGTH = 500  # Subscriber.last_bounce_reason
 KEY_LENGTH = 255  # ProcessedBounce.message_id

@@ -399,6 +399,82 @@ def migrate() -> None:
 
 
 @app.command()
+def bounces(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="A Maildir, a folder of .eml files, an mbox or one .eml file. "
+                       "Nothing or '-': one message on standard input (for an MTA's pipe)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what each bounce says; record nothing.")] = False,
+) -> None:
+    """Count hard bounces from bounce messages; an address at BOUNCE_LIMIT is marked bounced and no longer mailed."""
+    from collections import Counter
+
+    # Imported before jobs.engine(): it defines the table of processed bounces the schema must include.
+    from pipeline.bounces import parse_bounce, read_messages, record_bounces
+
+    if path is not None and str(path) != "-" and not path.exists():
+        raise typer.BadParameter(f"{path} does not exist", param_hint="PATH")
+    cfg = settings()
+    engine = None if dry_run else jobs.engine(cfg)
+    tally: Counter[str] = Counter()
+    for raw in read_messages(path):
+        tally["messages"] += 1
+        report = parse_bounce(raw)
+        if not report.is_bounce:
+            continue
+        tally["bounces"] += 1
+        if engine is None:
+            lines = [(a, f"permanent failure ({report.reason_for(a)})") for a in sorted(report.permanent)]
+            lines += [(a, f"temporary failure ({report.reason_for(a)})") for a in sorted(report.temporary)]
+        else:
+            # One transaction per bounce: an interrupted run keeps what it recorded, and a rerun skips it.
+            with Session(engine) as session:
+                lines = record_bounces(session, report=report, now=utcnow(), bounce_limit=cfg.bounce_limit)
+                session.commit()
+        for address, what in lines:
+            out.print(f"{address}: {what}", markup=False, highlight=False)
+            kinds = ("hard bounce", "marked bounced", "temporary failure", "permanent failure", "not a subscriber",
+                     "already recorded")
+            tally[next((kind for kind in kinds if what.startswith(kind)), "other")] += 1
+    counted = tally["hard bounce"] + tally["marked bounced"]
+    summary = f"{tally['messages']} message(s), {tally['bounces']} bounce(s): "
+    if engine is None:
+        summary += (f"{tally['permanent failure']} permanent and {tally['temporary failure']} temporary "
+                    "failure(s); dry run, nothing recorded")
+    else:
+        summary += (f"{counted} hard bounce(s) counted, {tally['marked bounced']} address(es) marked bounced, "
+                    f"{tally['temporary failure']} temporary failure(s), {tally['not a subscriber']} not subscribed, "
+                    f"{tally['already recorded']} already recorded")
+    out.print(summary, markup=False, highlight=False)
+
+
+@subscribers_app.command("clear-bounces")
+def subscribers_clear_bounces(
+    emails: Annotated[list[str], typer.Argument(help="Addresses known to work again.")],
+) -> None:
+    """Reset addresses' hard-bounce counts; "bounced" ones become active and are mailed again."""
+    from pipeline.bounces import clear_bounces
+
+    cleared = 0
+    with Session(jobs.engine(settings())) as session:
+        for email in emails:
+            try:
+                found = clear_bounces(session, email=email)
+            except PapermailError as exc:  # one mistyped address does not stop the others
+                err.print(f"{email}: {exc}", markup=False, highlight=False)
+                continue
+            if found:
+                cleared += 1
+                out.print(f"{email}: bounces cleared", markup=False, highlight=False)
+            else:
+                err.print(f"{email}: not a subscriber", markup=False, highlight=False)
+        session.commit()
+    if not cleared:
+        raise typer.Exit(1)
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,

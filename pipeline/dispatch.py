@@ -45,6 +45,7 @@ from pipeline.models import (
     SubscriberStatus,
     utcnow,
 )
+from pipeline.pacing import Pacer
 from pipeline.tokens import Purpose, Signer
 
 OPEN_STATUSES = (DeliveryStatus.pending, DeliveryStatus.sending, DeliveryStatus.retry)
@@ -325,6 +326,7 @@ def send_batch(
     messenger: Messenger,
     ctx: SendContext,
     clock: Callable[[], datetime] = utcnow,
+    pacer: Pacer | None = None,
 ) -> BatchResult:
     """Send the open deliveries with ids in ``(after_id, upto_id]``; safe to run twice or concurrently."""
     result = BatchResult()
@@ -351,7 +353,7 @@ def send_batch(
             cursor = rows[-1][0]
             lease = _Lease(conn, claim=claim, seconds=ctx.lease_seconds, clock=clock, start=now)
             _send_claimed(conn, rows, claim=claim, lease=lease, templates=templates, make_recipient=make_recipient,
-                          messenger=messenger, ctx=ctx, clock=clock, result=result)
+                          messenger=messenger, ctx=ctx, clock=clock, result=result, pacer=pacer)
     return result
 
 
@@ -415,12 +417,15 @@ class LeaseLost(RuntimeError):
 
 def _send_claimed(conn: Connection, rows: list[tuple[int, int, int, int]], *, claim: str, lease: _Lease,
                   templates: TemplateCache, make_recipient: RecipientFactory, messenger: Messenger,
-                  ctx: SendContext, clock: Callable[[], datetime], result: BatchResult) -> None:
+                  ctx: SendContext, clock: Callable[[], datetime], result: BatchResult,
+                  pacer: Pacer | None = None) -> None:
     subscribers = _subscribers(conn, [row[1] for row in rows])
     done = 0
     try:
         for row_id, sub_id, attempts, size in rows:
             lease.keep(still_held=len(rows) - done)
+            if pacer is not None and subscribers[sub_id][2] is None:
+                pacer.wait()
             outcome = _send_one(conn, row_id, subscribers[sub_id], attempts=attempts, claim=claim,
                                 template=templates(size), make_recipient=make_recipient, messenger=messenger,
                                 ctx=ctx, now=clock(), result=result)

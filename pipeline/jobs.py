@@ -33,6 +33,7 @@ from pipeline.dispatch import (
     open_deliveries,
     pause_issue,
     plan_batches,
+    recover_stale_claims,
     resume_issue,
     send_batch,
 )
@@ -43,15 +44,18 @@ from pipeline.issues import RankRequest, as_of_for, build_issue, ensure_variants
 from pipeline.messengers import open_messenger
 from pipeline.models import (
     Delivery,
+    DeliveryStatus,
     Edition,
     Frequency,
     Issue,
+    IssueStatus,
     Resend,
     ResendScope,
     Subscriber,
     SubscriberStatus,
     utcnow,
 )
+from pipeline.pacing import pacer_for
 from pipeline.rank import Weights
 from pipeline.records import ParseResult, Skipped
 from pipeline.render import DigestContext, render_confirmation
@@ -278,8 +282,10 @@ def send_range(settings: Settings, *, issue_id: int, after_id: int, upto_id: int
         smtp_url=settings.smtp_url, outbox=settings.outbox_dir, folder=folder, timeout=settings.smtp_timeout
     )
     try:
+        pacer = pacer_for(per_second=settings.send_rate_per_second, per_hour=settings.send_rate_per_hour,
+                          storage_uri=settings.rate_limit_storage)
         return send_batch(engine(settings), issue_id=issue_id, after_id=after_id, upto_id=upto_id,
-                          messenger=messenger, ctx=send_context(settings))
+                          messenger=messenger, ctx=send_context(settings), pacer=pacer)
     finally:
         messenger.close()
 
@@ -396,3 +402,23 @@ def progress(settings: Settings, *, day: dt.date, edition: Edition = Edition.dai
     rate = recent / 60.0
     eta = dt.timedelta(seconds=round(open_count / rate)) if rate and open_count else None
     return {"issue": issue, "counts": counts, "open": open_count, "rate": rate, "eta": eta}
+
+
+def reconcile(settings: Settings, *, now: dt.datetime | None = None) -> list[tuple[int, list[tuple[int, int]]]]:
+    """The periodic sweep: settle abandoned claims, close finished issues, and plan batches for every
+    sending issue that has deliveries due (new, or retries whose time has come). Returns (issue, batches)."""
+    now = now or utcnow()
+    plans = []
+    with session_scope(engine(settings)) as session:
+        for issue in session.exec(select(Issue).where(Issue.status == IssueStatus.sending)).all():
+            recover_stale_claims(session, issue_id=issue.id, now=now)  # type: ignore[arg-type]
+            due = session.exec(select(Delivery.id).where(
+                Delivery.issue_id == issue.id,
+                (Delivery.status == DeliveryStatus.pending)
+                | ((Delivery.status == DeliveryStatus.retry) & (Delivery.next_attempt_at <= now)),  # type: ignore[operator]
+            ).limit(1)).first()
+            if due is not None:
+                plans.append((issue.id, plan_batches(session, issue_id=issue.id, size=settings.send_batch_size)))
+            else:
+                close_if_done(session, issue_id=issue.id, now=now)  # type: ignore[arg-type]
+    return plans  # type: ignore[return-value]

@@ -31,7 +31,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, inspect
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
@@ -114,9 +114,9 @@ def _migrating(engine: Engine) -> Iterator[Connection]:
         if conn.dialect.name == "sqlite":
             # The write lock now, not at the first write: a second process waits (busy_timeout)
             # and then reads the finished schema. SQLite's DDL is transactional inside it.
-            pass
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         elif conn.dialect.name == "postgresql":
-            pass
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         yield conn
         conn.commit()
 

@@ -42,6 +42,8 @@ def make_app(settings: Settings) -> Celery:
                 "options": {"expires": 6 * 3600},
             },
             "housekeeping": {"task": "papermail.housekeeping", "schedule": crontab(minute=30, hour=3)},
+            # Retries that came due, claims whose worker died: picked up within five minutes.
+            "reconcile": {"task": "papermail.reconcile", "schedule": 300.0, "options": {"expires": 280}},
         },
     )
     return app

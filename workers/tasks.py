@@ -105,3 +105,14 @@ def send_confirmation(self: Task, subscriber_id: int) -> str | None:
 @app.task(name="papermail.housekeeping")
 def housekeeping() -> int:
     return jobs.housekeeping(get_settings())
+
+
+@app.task(name="papermail.reconcile")
+def reconcile() -> int:
+    """Every few minutes: recover abandoned claims, send retries that are due, close finished issues."""
+    queued = 0
+    for issue_id, batches in jobs.reconcile(get_settings()):
+        for after_id, upto_id in batches:
+            send_batch.delay(issue_id, after_id, upto_id)
+            queued += 1
+    return queued

@@ -179,3 +179,24 @@ def test_a_stale_scheduled_run_is_skipped_but_an_operator_run_is_not(make_settin
     from workers import tasks
 
     assert tasks.run.run(day="2025-03-21", source="sample", scheduled=True) == "stale"
+
+
+def test_the_reconciler_sends_retries_when_due_and_closes_the_issue(cfg, smtp_server, smtp_script):
+    handler, _ = smtp_server
+    emails = prepare(cfg, n=4)
+    smtp_script.rcpt_replies[emails[1]] = "451 4.3.0 try later"
+    issue_id, _ = send_all(cfg)
+    smtp_script.rcpt_replies.clear()
+    assert jobs.reconcile(cfg) == []  # the retry is not due yet: nothing to plan
+    with Session(jobs.engine(cfg)) as session:  # ...an hour later, it is
+        for d in session.exec(select(Delivery).where(Delivery.status == DeliveryStatus.retry)):
+            d.next_attempt_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+            session.add(d)
+        session.commit()
+    plans = jobs.reconcile(cfg)
+    assert [issue for issue, _ in plans] == [issue_id]
+    for _, batches in plans:
+        for a, b in batches:
+            jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+    assert received(handler) == emails
+    assert jobs.reconcile(cfg) == [] and issue_row(cfg).status == IssueStatus.finished

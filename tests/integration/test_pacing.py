@@ -1,0 +1,37 @@
+"""The shared send rate: every worker draws from one moving window in Redis."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from pipeline.pacing import Pacer, rate_items
+from tests.conftest import REDIS_URL
+
+
+def test_rate_items():
+    assert [str(i) for i in rate_items(per_second=20, per_hour=0)] == ["20 per 1 second"]
+    assert [str(i) for i in rate_items(per_second=0.5, per_hour=1000)] == ["30 per 1 minute", "1000 per 1 hour"]
+    assert rate_items(per_second=0, per_hour=0) == []
+
+
+def test_two_workers_share_one_window_in_redis():
+    db = f"{REDIS_URL.rsplit('/', 1)[0]}/12"
+    redis.Redis.from_url(db).flushdb()
+    items = rate_items(per_second=5, per_hour=0)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    workers = [Pacer(items=items, storage_uri=db, sleep=sleep) for _ in range(2)]
+    passed: list[float] = []
+    for i in range(12):  # the two take turns, as two processes sending at once would
+        workers[i % 2].wait()
+        passed.append(time.monotonic())
+    # Never more than five messages in any one-second window, counted across both workers.
+    assert all(passed[i + 5] - passed[i] >= 0.95 for i in range(len(passed) - 5)), passed
+    assert slept, "the sixth message had to wait"
+    redis.Redis.from_url(db).flushdb()
