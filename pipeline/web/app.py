@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.settings import Settings
-from pipeline.web import archive, health, manage, subscribe
+from pipeline.web import admin, archive, health, manage, subscribe
 from pipeline.web.deps import InvalidLink
 from pipeline.web.mail import SendConfirmation, default_sender
 from pipeline.web.pages import NO_STORE, SECURITY_HEADERS, message_page
@@ -61,7 +61,7 @@ def create_app(settings: Settings, *, send_confirmation: SendConfirmation | None
     app.state.send_confirmation = send_confirmation or default_sender(settings)
     app.state.limiter = SubscribeLimiter(rate=settings.subscribe_rate_limit, storage_uri=settings.rate_limit_storage,
                                          trust_proxy_headers=settings.trust_proxy_headers)
-    for module in (subscribe, manage, archive, health):
+    for module in (subscribe, manage, archive, health, admin):
         app.include_router(module.router)
     _add_error_pages(app)
     app.add_middleware(SecurityHeaders)

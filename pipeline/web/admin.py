@@ -1,0 +1,128 @@
+"""The operators' HTTP API: progress, pause/resume and resends of an issue, behind a bearer token.
+
+Off unless ADMIN_TOKEN is set (every /admin path is then a 404). The same
+rules as the CLI apply: an explicit resend scope, ``all`` only with ``force``,
+a reason for the record, never to unsubscribed or bounced addresses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from pipeline import jobs
+from pipeline.errors import PapermailError
+from pipeline.models import Edition, ResendScope
+from pipeline.settings import Settings
+from pipeline.web.deps import SettingsDep
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/admin")
+
+
+def require_token(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> Settings:
+    if not settings.admin_token:
+        raise HTTPException(status_code=404)
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
+        raise HTTPException(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    return settings
+
+
+AdminSettings = Annotated[Settings, Depends(require_token)]
+
+
+class ResendRequest(BaseModel):
+    scope: ResendScope
+    addresses: list[str] = Field(default_factory=list, max_length=10_000)
+    reason: str = ""
+    force: bool = False
+    dry_run: bool = False
+    edition: Edition = Edition.daily
+
+
+class PauseRequest(BaseModel):
+    reason: str = "paused by an operator"
+    edition: Edition = Edition.daily
+
+
+def _error(exc: PapermailError, status: int = 409) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=status)
+
+
+def _dispatch(settings: Settings, day: dt.date, edition: Edition) -> None:
+    """Queue the issue's open deliveries: on the workers, or in-process after the answer."""
+    if settings.broker_url:
+        from workers.tasks import dispatch
+
+        dispatch.delay(day.isoformat(), edition.value)
+        return
+    try:
+        issue_id, batches = jobs.start_sending(settings, day=day, edition=edition)
+        for after_id, upto_id in batches:
+            jobs.send_range(settings, issue_id=issue_id, after_id=after_id, upto_id=upto_id)
+        jobs.finish(settings, issue_id=issue_id)
+    except PapermailError:
+        log.exception("in-process dispatch of %s failed", day)
+
+
+@router.get("/issues/{day}")
+def issue_status(day: dt.date, settings: AdminSettings, edition: Edition = Edition.daily) -> JSONResponse:
+    try:
+        info = jobs.progress(settings, day=day, edition=edition)
+    except PapermailError as exc:
+        return _error(exc, 404)
+    issue = info["issue"]
+    body: dict[str, Any] = {
+        "date": day.isoformat(), "edition": edition.value, "status": issue.status.value,
+        "paused_reason": issue.paused_reason, "counts": info["counts"], "open": info["open"],
+        "rate_per_second": round(info["rate"], 3),
+        "eta_seconds": info["eta"].total_seconds() if info["eta"] else None,
+    }
+    return JSONResponse(body)
+
+
+@router.post("/issues/{day}/resend")
+def resend(day: dt.date, request: ResendRequest, settings: AdminSettings, background: BackgroundTasks) -> JSONResponse:
+    if request.scope is ResendScope.all and not (request.force or request.dry_run):
+        return JSONResponse({"error": "scope 'all' sends the issue again to everyone: set force"}, status_code=400)
+    if not request.reason.strip() and not request.dry_run:
+        return JSONResponse({"error": "give a reason: every resend is recorded"}, status_code=400)
+    try:
+        record, plan = jobs.resend(settings, day=day, edition=request.edition, scope=request.scope,
+                                   addresses=request.addresses, reason=request.reason, requested_by="admin-api",
+                                   dry_run=request.dry_run)
+    except PapermailError as exc:
+        return _error(exc)
+    body = {"resend_id": record.id if record else None, "recipients": plan.addresses,
+            "skipped": [{"address": a, "why": why} for a, why in plan.skipped], "dry_run": request.dry_run}
+    if record is not None:
+        background.add_task(_dispatch, settings, day, request.edition)
+    return JSONResponse(body, status_code=202 if record else 200)
+
+
+@router.post("/issues/{day}/pause")
+def pause(day: dt.date, request: PauseRequest, settings: AdminSettings) -> JSONResponse:
+    try:
+        paused = jobs.pause(settings, day=day, edition=request.edition, reason=request.reason)
+    except PapermailError as exc:
+        return _error(exc, 404)
+    return JSONResponse({"paused": paused}, status_code=200 if paused else 409)
+
+
+@router.post("/issues/{day}/resume")
+def resume(day: dt.date, settings: AdminSettings, background: BackgroundTasks,
+           edition: Edition = Edition.daily) -> JSONResponse:
+    try:
+        resumed = jobs.resume(settings, day=day, edition=edition)
+    except PapermailError as exc:
+        return _error(exc, 404)
+    if resumed:
+        background.add_task(_dispatch, settings, day, edition)
+    return JSONResponse({"resumed": resumed}, status_code=202 if resumed else 409)
