@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     # unset SMTP_URL -> messages are written as .eml files to OUTBOX_DIR.
     database_url: str = "sqlite:///var/papermail.db"
     broker_url: str | None = None
+    broker_visibility_timeout: int = Field(3600, ge=1, description="seconds before Redis hands an unacked task to another worker")
     smtp_url: str | None = None
     outbox_dir: Path = Path("var/outbox")
     smtp_timeout: float = Field(30.0, gt=0)

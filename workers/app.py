@@ -29,7 +29,7 @@ def make_app(settings: Settings) -> Celery:
         timezone="UTC",
         enable_utc=True,
         # Redis redelivers an unacknowledged task after this; every retry delay stays below it.
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
         broker_connection_retry_on_startup=True,
         task_default_queue="papermail",
         task_routes={"papermail.send_batch": {"queue": "papermail.send"}},

@@ -190,7 +190,7 @@ def test_the_reconciler_sends_retries_when_due_and_closes_the_issue(cfg, smtp_se
     assert jobs.reconcile(cfg) == []  # the retry is not due yet: nothing to plan
     with Session(jobs.engine(cfg)) as session:  # ...an hour later, it is
         for d in session.exec(select(Delivery).where(Delivery.status == DeliveryStatus.retry)):
-            d.next_attempt_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+            d.next_attempt_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
             session.add(d)
         session.commit()
     plans = jobs.reconcile(cfg)
