@@ -81,7 +81,7 @@ def test_workers_killed_mid_batch_leave_each_subscriber_at_most_once(tmp_path, d
         worker = start_worker(env, log)
         target = len(handler.messages) + rng.randint(3, 9)
         try:
-            wait_until(lambda: len(handler.messages) >= target, 60, "the worker to send")
+            wait_until(lambda target=target: len(handler.messages) >= target, 60, "the worker to send")
         finally:
             os.kill(worker.pid, signal.SIGKILL)  # no warning, no cleanup: as the OOM killer does it
             worker.wait()
