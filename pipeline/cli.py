@@ -410,15 +410,24 @@ def bounces(
     """Count hard bounces from bounce messages; an address at BOUNCE_LIMIT is marked bounced and no longer mailed."""
     from collections import Counter
 
-    # Imported before jobs.engine(): it defines the table of processed bounces the schema must include.
     from pipeline.bounces import parse_bounce, read_messages, record_bounces
 
+    kinds = ("hard bounce", "marked bounced", "temporary failure", "permanent failure", "not a subscriber",
+             "already recorded")
+
     if path is not None and str(path) != "-" and not path.exists():
-        raise typer.BadParameter(f"{path} does not exist", param_hint="PATH")
+        raise PapermailError(f"{path} does not exist")
     cfg = settings()
     engine = None if dry_run else jobs.engine(cfg)
     tally: Counter[str] = Counter()
-    for raw in read_messages(path):
+    messages = read_messages(path)
+    while True:
+        try:
+            raw = next(messages, None)
+        except OSError as exc:  # unreadable file in a Maildir, permissions: one line, not a traceback
+            raise PapermailError(f"cannot read {exc.filename or path}: {exc.strerror or exc}") from None
+        if raw is None:
+            break
         tally["messages"] += 1
         report = parse_bounce(raw)
         if not report.is_bounce:
@@ -434,8 +443,6 @@ def bounces(
                 session.commit()
         for address, what in lines:
             out.print(f"{address}: {what}", markup=False, highlight=False)
-            kinds = ("hard bounce", "marked bounced", "temporary failure", "permanent failure", "not a subscriber",
-                     "already recorded")
             tally[next((kind for kind in kinds if what.startswith(kind)), "other")] += 1
     counted = tally["hard bounce"] + tally["marked bounced"]
     summary = f"{tally['messages']} message(s), {tally['bounces']} bounce(s): "

@@ -37,7 +37,8 @@ from pipeline.dispatch import (
     resume_issue,
     send_batch,
 )
-from pipeline.errors import DeliveryError, IngestError, IssueError
+from pipeline.dkim_signing import DkimSigner
+from pipeline.errors import ConfigError, DeliveryError, IngestError, IssueError
 from pipeline.ingest import arxiv, files, hf
 from pipeline.ingest.store import store_papers
 from pipeline.issues import RankRequest, as_of_for, build_issue, ensure_variants, find_issue
@@ -136,6 +137,22 @@ def editions_due(settings: Settings, *, day: dt.date) -> list[Edition]:
             Subscriber.status == SubscriberStatus.active, Subscriber.frequency == Frequency.weekly,
             Subscriber.weekday == sent_on).limit(1)).first()
     return [Edition.daily] + ([Edition.weekly] if weekly is not None else [])
+
+
+@lru_cache(maxsize=4)
+def _dkim(domain: str, selector: str, key_file: Path) -> DkimSigner:
+    try:
+        key = key_file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read DKIM_PRIVATE_KEY_FILE {key_file}: {exc.strerror}") from exc
+    return DkimSigner(domain=domain, selector=selector, private_key=key)
+
+
+def dkim_signer(settings: Settings) -> DkimSigner | None:
+    """The DKIM signer when DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE are set."""
+    if settings.dkim_selector is None or settings.dkim_private_key_file is None:
+        return None
+    return _dkim(settings.mail_domain, settings.dkim_selector, settings.dkim_private_key_file)
 
 
 def send_context(settings: Settings) -> SendContext:
@@ -279,7 +296,8 @@ def send_range(settings: Settings, *, issue_id: int, after_id: int, upto_id: int
             raise IssueError(f"there is no issue with id {issue_id}")
         folder = issue.date.isoformat() + ("-weekly" if issue.edition is Edition.weekly else "")
     messenger = open_messenger(
-        smtp_url=settings.smtp_url, outbox=settings.outbox_dir, folder=folder, timeout=settings.smtp_timeout
+        smtp_url=settings.smtp_url, outbox=settings.outbox_dir, folder=folder, timeout=settings.smtp_timeout,
+        dkim=dkim_signer(settings),
     )
     try:
         pacer = pacer_for(per_second=settings.send_rate_per_second, per_hour=settings.send_rate_per_hour,
@@ -349,7 +367,7 @@ def send_confirmation(settings: Settings, *, subscriber_id: int) -> str | None:
             return None  # confirmed, unsubscribed or forgotten since it was queued
         email, uid = subscriber.email, subscriber.uid
     messenger = open_messenger(smtp_url=settings.smtp_url, outbox=settings.outbox_dir, folder="confirmations",
-                               timeout=settings.smtp_timeout)
+                               timeout=settings.smtp_timeout, dkim=dkim_signer(settings))
     try:
         result = messenger.send_message(sender=settings.from_address.addr_spec, rcpt=email,
                                         message=confirmation_message(settings, email=email, uid=uid))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
+from pipeline.dkim_signing import DkimSigner
 from pipeline.errors import DeliveryError
 from pipeline.message import MessageTemplate, Recipient, dot_stuff
 
@@ -61,14 +62,17 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9@._+-]")
 class OutboxMessenger:
     """Writes each message as an .eml file: ``<outbox>/<issue-date>/<address>.eml``."""
 
-    def __init__(self, outbox: Path, *, folder: str) -> None:
+    def __init__(self, outbox: Path, *, folder: str, dkim: DkimSigner | None = None) -> None:
         self.folder = outbox / folder
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.dkim = dkim
 
     def send(self, *, sender: str, template: MessageTemplate, recipient: Recipient) -> SendResult:
         return self.send_message(sender=sender, rcpt=recipient.address, message=template.render(recipient))
 
     def send_message(self, *, sender: str, rcpt: str, message: bytes) -> SendResult:
+        if self.dkim is not None:
+            message = self.dkim.sign(message)
         path = self.folder / f"{_UNSAFE_NAME.sub('_', rcpt)}.eml"
         tmp = path.with_suffix(".eml.tmp")
         tmp.write_bytes(message)
@@ -90,7 +94,9 @@ class SMTPMessenger:
     run its dot-escaping regex over every 100 KB message again.
     """
 
-    def __init__(self, url: str, *, timeout: float, local_hostname: str | None = None) -> None:
+    def __init__(self, url: str, *, timeout: float, local_hostname: str | None = None,
+                 dkim: DkimSigner | None = None) -> None:
+        self.dkim = dkim
         parts = urlsplit(url)
         self.scheme = parts.scheme
         self.host = parts.hostname or "localhost"
@@ -126,11 +132,16 @@ class SMTPMessenger:
         return smtp
 
     def send(self, *, sender: str, template: MessageTemplate, recipient: Recipient) -> SendResult:
+        if self.dkim is not None:  # sign the message as it will be read, then stuff it for the wire
+            dkim = self.dkim
+            return self._transact(sender, recipient.address, lambda: dot_stuff(dkim.sign(template.render(recipient))))
         return self._transact(sender, recipient.address, lambda: template.render_wire(recipient))
 
     def send_message(self, *, sender: str, rcpt: str, message: bytes) -> SendResult:
         if not message.endswith(b"\r\n"):
             message += b"\r\n"
+        if self.dkim is not None:
+            message = self.dkim.sign(message)
         return self._transact(sender, rcpt, lambda: dot_stuff(message))
 
     def _transact(self, sender: str, rcpt: str, wire: Callable[[], bytes]) -> SendResult:
@@ -201,8 +212,9 @@ class SMTPMessenger:
             self._drop()
 
 
-def open_messenger(*, smtp_url: str | None, outbox: Path, folder: str, timeout: float) -> Messenger:
+def open_messenger(*, smtp_url: str | None, outbox: Path, folder: str, timeout: float,
+                   dkim: DkimSigner | None = None) -> Messenger:
     """SMTP when a URL is set, otherwise .eml files in the outbox folder."""
     if smtp_url:
-        return SMTPMessenger(smtp_url, timeout=timeout)
-    return OutboxMessenger(outbox, folder=folder)
+        return SMTPMessenger(smtp_url, timeout=timeout, dkim=dkim)
+    return OutboxMessenger(outbox, folder=folder, dkim=dkim)

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     retry_base_seconds: int = Field(300, ge=1, description="first retry delay after a 4xx; doubles each time")
     max_attempts: int = Field(8, ge=1)
 
+    # DKIM signing (both or neither); the signing domain is MAIL_FROM's.
+    dkim_selector: str | None = None
+    dkim_private_key_file: Path | None = None
+
     # Faults, pacing and operators.
     bounce_limit: int = Field(2, ge=1, description="hard bounces before an address is marked bounced")
     failure_burst_limit: int = Field(50, ge=1, description="consecutive failed sends that pause an issue")
@@ -105,6 +109,12 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_broker_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @model_validator(mode="after")
+    def _dkim_both_or_neither(self) -> Settings:
+        if (self.dkim_selector is None) != (self.dkim_private_key_file is None):
+            raise ValueError("set both DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE, or neither")
+        return self
 
     @model_validator(mode="after")
     def _enforce_real_secret(self) -> Settings:
