@@ -377,6 +377,20 @@ def _claim_bounce(session: Session, *, bounce_id: str, now: datetime) -> bool:
     return inserted.rowcount == 1  # type: ignore[attr-defined]
 
 
+def counts_against_address(reason: str) -> bool:
+    """Whether a permanent failure says something about the address itself.
+
+    5.7.x is policy (our IP on a blocklist, DMARC): counting it would mark a whole
+    provider's subscribers bounced for a problem of ours. 5.2.2 (mailbox full) and
+    552 clear up on their own (Mailman treats 552 as temporary too). The rest —
+    5.1.x no such user, 5.2.1 disabled, Exchange's 5.4.1 — count.
+    """
+    status = _STATUS.search(reason)
+    if status is not None:
+        return not (status.group(2) == "7" or (status.group(2), status.group(3)) == ("2", "2"))
+    return not reason.lstrip().startswith("552")
+
+
 def _counted(subscriber: Subscriber, *, reason: str, now: datetime, bounce_limit: int) -> str:
     """Count one hard bounce on a loaded subscriber; what happened, in words."""
     subscriber.hard_bounces += 1
@@ -420,6 +434,8 @@ def record_bounces(
         reason = report.reason_for(address)
         if subscriber is None:
             results.append((address, "not a subscriber"))
+        elif address in report.permanent and not counts_against_address(reason):
+            results.append((address, f"permanent failure not counted: a policy or mailbox-full reply ({reason})"))
         elif address in report.permanent:
             results.append((address, _counted(subscriber, reason=reason, now=now, bounce_limit=bounce_limit)))
             session.add(subscriber)

@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine, bindparam, text
 from sqlmodel import Session, func, select
 
+from pipeline.bounces import counts_against_address, mark_permanent_failure
 from pipeline.errors import DeliveryError
 from pipeline.message import MessageTemplate, Recipient
 from pipeline.messengers import Messenger, SendResult
@@ -68,6 +69,7 @@ class SendContext:
     retry_base_seconds: int = 300
     max_attempts: int = 8
     failure_burst_limit: int = 50  # this many failures in a row pause the issue (bad credentials, a blocklist)
+    bounce_limit: int = 2  # hard bounces (5xx about the address) before it is marked bounced
 
 
 @dataclass(slots=True)
@@ -426,7 +428,7 @@ def _send_claimed(conn: Connection, rows: list[tuple[int, int, int, int]], *, cl
             lease.keep(still_held=len(rows) - done)
             if pacer is not None and subscribers[sub_id][2] is None:
                 pacer.wait()
-            outcome = _send_one(conn, row_id, subscribers[sub_id], attempts=attempts, claim=claim,
+            outcome = _send_one(conn, row_id, subscribers[sub_id], subscriber_id=sub_id, attempts=attempts, claim=claim,
                                 template=templates(size), make_recipient=make_recipient, messenger=messenger,
                                 ctx=ctx, now=clock(), result=result)
             done += 1
@@ -453,7 +455,8 @@ def _send_claimed(conn: Connection, rows: list[tuple[int, int, int, int]], *, cl
         raise
 
 
-def _send_one(conn: Connection, row_id: int, subscriber: tuple[str, str, str | None], *, attempts: int, claim: str,
+def _send_one(conn: Connection, row_id: int, subscriber: tuple[str, str, str | None], *, subscriber_id: int,
+              attempts: int, claim: str,
               template: MessageTemplate, make_recipient: RecipientFactory, messenger: Messenger,
               ctx: SendContext, now: datetime, result: BatchResult) -> str:
     email, uid, skip_reason = subscriber
@@ -469,6 +472,9 @@ def _send_one(conn: Connection, row_id: int, subscriber: tuple[str, str, str | N
         sent = messenger.send(sender=ctx.envelope_from, template=template, recipient=recipient)
         values = _outcome_row(sent, attempts=attempts, now=now, ctx=ctx)
         outcome = sent.outcome
+        if outcome == "permanent" and counts_against_address(sent.reply):
+            mark_permanent_failure(conn, subscriber_id=subscriber_id, reply=sent.reply, now=now,
+                                   bounce_limit=ctx.bounce_limit)
         if outcome != "sent":
             result.errors.append(f"{email}: {sent.reply}")
     setattr(result, outcome, getattr(result, outcome) + 1)

@@ -170,6 +170,7 @@ def send_context(settings: Settings) -> SendContext:
         retry_base_seconds=settings.retry_base_seconds,
         max_attempts=settings.max_attempts,
         failure_burst_limit=settings.failure_burst_limit,
+        bounce_limit=settings.bounce_limit,
     )
 
 

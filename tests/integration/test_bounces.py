@@ -286,11 +286,20 @@ def test_temporary_failures_and_unknown_addresses_are_reported_not_counted(sessi
 
 
 def test_a_limit_of_one_bounces_at_the_first_hard_bounce(session):
+    subscriber(session, "gone.reader@example.net")
+    lines = record_bounces(session, report=parse_bounce(sample(POSTFIX)), now=T0, bounce_limit=1)
+    session.commit()
+    assert lines[0][1].startswith("marked bounced (1/1 hard bounces: 5.1.1")
+    assert reload(session, "gone.reader@example.net").status == SubscriberStatus.bounced
+
+
+def test_a_full_mailbox_is_not_held_against_the_address(session):
     subscriber(session, "full.inbox@gmail.com")
     lines = record_bounces(session, report=parse_bounce(sample(GMAIL)), now=T0, bounce_limit=1)
     session.commit()
-    assert lines[0][1].startswith("marked bounced (1/1 hard bounces: 5.2.2")
-    assert reload(session, "full.inbox@gmail.com").status == SubscriberStatus.bounced
+    assert lines[0][1].startswith("permanent failure not counted") and "5.2.2" in lines[0][1]
+    full = reload(session, "full.inbox@gmail.com")
+    assert (full.hard_bounces, full.status) == (0, SubscriberStatus.active)
 
 
 def test_an_operator_clears_bounces(session):

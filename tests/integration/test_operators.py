@@ -200,3 +200,27 @@ def test_the_reconciler_sends_retries_when_due_and_closes_the_issue(cfg, smtp_se
             jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
     assert received(handler) == emails
     assert jobs.reconcile(cfg) == [] and issue_row(cfg).status == IssueStatus.finished
+
+
+@pytest.mark.parametrize(
+    ("reply", "counted"),
+    [("550 5.1.1 no such user", True), ("554 5.7.1 sending IP on a blocklist", False),
+     ("552 5.2.2 mailbox full", False), ("550 user unknown", True)],
+)
+def test_hard_bounces_at_send_time_mark_the_address_after_the_limit(make_settings, database_url, smtp_server,
+                                                                    smtp_script, reply, counted):
+    _, url = smtp_server
+    cfg = make_settings(database_url=database_url, smtp_url=url, bounce_limit=2)
+    emails = prepare(cfg, n=2)
+    smtp_script.rcpt_replies[emails[0]] = reply
+    send_all(cfg)
+    with Session(jobs.engine(cfg)) as session:
+        sub = session.exec(select(Subscriber).where(Subscriber.email == emails[0])).one()
+        assert sub.hard_bounces == (1 if counted else 0) and sub.status == SubscriberStatus.active
+    # The same refusal on a resend reaches the limit: the address is not mailed again.
+    jobs.resend(cfg, day=DAY, scope=ResendScope.failed, reason="retry after the fix", requested_by="test")
+    send_all(cfg)
+    with Session(jobs.engine(cfg)) as session:
+        sub = session.exec(select(Subscriber).where(Subscriber.email == emails[0])).one()
+        expected = SubscriberStatus.bounced if counted else SubscriberStatus.active
+        assert sub.status == expected and (not counted or "5" in sub.last_bounce_reason)
