@@ -14,12 +14,14 @@ that first takes the database's lock (``pg_advisory_xact_lock`` on PostgreSQL,
 
 A new revision, after editing ``pipeline/models.py`` (the database at head)::
 
-    alembic revision --autogenerate --rev-id 0002 -m "what changed"
+    alembic revision --autogenerate --rev-id NNNN -m "what changed"   # NNNN: the next number
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -31,7 +33,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
@@ -42,6 +46,15 @@ SCRIPTS = Path(__file__).parent / "migrations"
 BASELINE = "0001"  # the schema that create_all made before there were migrations
 _PG_LOCK_KEY = 0x7061706572  # "paper": the advisory lock everyone migrating a database takes
 _process_lock = threading.Lock()  # alembic's `context` and `op` are module globals: one run per process
+# Modules besides pipeline.models that define tables: imported before comparing, or a comparison
+# (check, autogenerate) would take their tables for strays to drop. Upgrades do not need them.
+TABLE_MODULES = ("pipeline.models", "pipeline.bounces")
+
+
+def register_tables() -> None:
+    """Put every papermail table on SQLModel.metadata (importing a module registers its tables)."""
+    for name in TABLE_MODULES:
+        importlib.import_module(name)
 
 
 def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
@@ -86,12 +99,16 @@ def current(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine) -> None:
     """Bring the database to the newest revision (a quick no-op when it is there already)."""
-    if current(engine) == head():
+    if _current_waiting(engine) == head():
         return
     with _migrating(engine) as conn:
         if MigrationContext.configure(conn).get_current_revision() is None:
             _adopt(conn)
-        command.upgrade(config(conn), "head")
+        try:
+            command.upgrade(config(conn), "head")
+        except CommandError as exc:  # e.g. a revision only a newer papermail knows
+            url = engine.url.render_as_string(hide_password=True)
+            raise ConfigError(f"cannot migrate the database {url}: {exc}") from None
 
 
 def downgrade(engine: Engine, revision: str) -> None:
@@ -102,23 +119,51 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def check(engine: Engine) -> list[str]:
     """What differs between the models and the database, one line each; empty when they agree."""
+    register_tables()
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts=CONTEXT_OPTIONS)
         return [_describe(diff) for diff in compare_metadata(context, SQLModel.metadata)]
+
+
+def _current_waiting(engine: Engine) -> str | None:
+    """current(), tried again while another connection holds a brand-new SQLite file: the engine's
+    first PRAGMA journal_mode=WAL then fails at once ("database is locked") instead of waiting."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return current(engine)
+        except OperationalError as exc:
+            if engine.dialect.name != "sqlite" or "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 @contextmanager
 def _migrating(engine: Engine) -> Iterator[Connection]:
     """One transaction holding this process's lock and the database's migration lock."""
     with _process_lock, engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            # The write lock now, not at the first write: a second process waits (busy_timeout)
-            # and then reads the finished schema. SQLite's DDL is transactional inside it.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        elif conn.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        yield conn
-        conn.commit()
+        if conn.dialect.name != "sqlite":
+            yield conn
+            conn.commit()
+            return
+        try:
+            # Batch operations copy a table and drop the old one, which enforced foreign keys forbid;
+            # the pragma works only outside a transaction, and foreign_key_check stands in for it.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            # The write lock now, not at the first write: a second process waits (busy_timeout) and
+            # then reads the finished schema. SQLite's DDL is transactional inside it.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+            if broken is not None:
+                raise ConfigError(f"a migration left {broken[0]} rows whose {broken[2]} is missing; nothing was changed")
+            conn.commit()
+        finally:
+            conn.rollback()  # nothing left to undo after the commit
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")  # the pooled connection goes back as make_engine set it
+            conn.commit()
 
 
 def _adopt(conn: Connection) -> None:

@@ -13,9 +13,11 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection
 
-from pipeline.migrate import CONTEXT_OPTIONS
+from pipeline.migrate import CONTEXT_OPTIONS, register_tables
 
 config = context.config
+if "connection" not in config.attributes:
+    register_tables()  # the alembic command line: autogenerate compares against every table
 
 
 def _url() -> str:
