@@ -27,6 +27,7 @@ from pipeline.errors import ConfigError, PapermailError
 from pipeline.issues import find_issue
 from pipeline.models import Edition, ResendScope, Subscriber, SubscriberStatus, utcnow
 from pipeline.rank import explain_lines
+from pipeline.resend import history as resend_history
 from pipeline.settings import Settings, get_settings
 from pipeline.subscribers import (
     EXPORT_FIELDS,
@@ -303,6 +304,7 @@ def _print_status(cfg: Settings, day: dt.date, edition: Edition = Edition.daily)
     with Session(jobs.engine(cfg)) as session:
         problems = [(d.subscriber_id, d.status.value, d.last_error or d.smtp_reply or "")
                     for d in iter_unsettled(session, issue_id=issue.id)]
+        resends = resend_history(session, issue=issue)
         ids = [p[0] for p in problems]
         emails = dict(session.exec(select(Subscriber.id, Subscriber.email).where(Subscriber.id.in_(ids))).all())  # type: ignore[union-attr]
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no deliveries yet"
@@ -317,6 +319,9 @@ def _print_status(cfg: Settings, day: dt.date, edition: Edition = Edition.daily)
         out.print(f"  {state:9} {emails.get(sub_id, sub_id)}: {reason}", markup=False, highlight=False)
     if len(problems) > 50:
         out.print(f"  … and {len(problems) - 50} more")
+    for record in resends:
+        out.print(f"  resend #{record.id} {record.requested_at:%Y-%m-%d %H:%M} UTC by {record.requested_by}: "
+                  f"{record.scope.value}, {record.deliveries} deliveries — {record.reason}", markup=False, highlight=False)
 
 
 @app.command()

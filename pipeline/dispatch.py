@@ -35,7 +35,6 @@ from pipeline.errors import DeliveryError
 from pipeline.message import MessageTemplate, Recipient
 from pipeline.messengers import Messenger, SendResult
 from pipeline.models import (
-    FINAL_STATUSES,
     Delivery,
     DeliveryStatus,
     Edition,
@@ -82,10 +81,6 @@ class BatchResult:
     errors: list[str] = field(default_factory=list)
     failures_in_a_row: int = 0
     paused: str | None = None  # why the batch stopped early because the issue is paused
-
-    @property
-    def attempted(self) -> int:
-        return self.sent + self.temporary + self.permanent + self.uncertain
 
 
 def _db_time(moment: datetime) -> datetime:
@@ -544,8 +539,3 @@ def iter_unsettled(session: Session, *, issue_id: int) -> Iterator[Delivery]:
         ).order_by(Delivery.id)
     )
 
-
-__all__ = [
-    "BatchResult", "SendContext", "FINAL_STATUSES", "archive_url", "build_template", "close_if_done",
-    "delivery_counts", "iter_unsettled", "open_deliveries", "plan_batches", "recover_stale_claims", "send_batch",
-]

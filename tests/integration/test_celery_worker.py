@@ -40,23 +40,26 @@ def broker():
     client.flushdb()
 
 
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A real ``celery worker`` process (solo pool: one process, so SIGKILL kills all of it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "--loglevel=INFO",
+         "-Q", ",".join(QUEUES), "--without-gossip", "--without-mingle", "--hostname", f"test-{time.time_ns()}@%h"],
+        cwd=Path(__file__).resolve().parents[2], env=env, stdout=log.open("a"), stderr=subprocess.STDOUT,
+    )
+
+
 @pytest.fixture
 def worker(tmp_path, database_url, smtp_server, broker):
     _, smtp_url = smtp_server
     env = env_for(tmp_path, database_url, smtp_url)
-    log = (tmp_path / "worker.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "--loglevel=INFO",
-         "-Q", ",".join(QUEUES), "--without-gossip", "--without-mingle", "--hostname", f"test-{os.getpid()}@%h"],
-        cwd=Path(__file__).resolve().parents[2], env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    proc = start_worker(env, tmp_path / "worker.log")
     yield env
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
 
 
 def papermail(env, cwd, *args):

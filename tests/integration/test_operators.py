@@ -224,3 +224,15 @@ def test_hard_bounces_at_send_time_mark_the_address_after_the_limit(make_setting
         sub = session.exec(select(Subscriber).where(Subscriber.email == emails[0])).one()
         expected = SubscriberStatus.bounced if counted else SubscriberStatus.active
         assert sub.status == expected and (not counted or "5" in sub.last_bounce_reason)
+
+
+def test_status_lists_the_recorded_resends(tmp_path, smtp_server, database_url):
+    from tests.integration.test_cli import papermail
+
+    _, url = smtp_server
+    env = {"DATABASE_URL": database_url, "SMTP_URL": url}
+    papermail(tmp_path, "subscribers", "add", "a@example.org", env=env)
+    papermail(tmp_path, "run", "--source", "sample", env=env)
+    papermail(tmp_path, "resend", "--date", "2025-03-21", "--to", "a@example.org", "--reason", "lost it", env=env)
+    status = papermail(tmp_path, "status", "--date", "2025-03-21", env=env).stdout
+    assert "resend #1" in status and "by cli: to, 1 deliveries — lost it" in status

@@ -17,18 +17,10 @@ import redis
 from sqlalchemy import create_engine, text
 
 from tests.conftest import REDIS_URL, SMTPScript, free_port
-from tests.integration.test_celery_worker import QUEUES
+from tests.integration.test_celery_worker import QUEUES, start_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = "2025-03-21"
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "--loglevel=INFO",
-         "-Q", ",".join(QUEUES), "--without-gossip", "--without-mingle", "--hostname", f"crash-{time.time_ns()}@%h"],
-        cwd=ROOT, env=env, stdout=log.open("a"), stderr=subprocess.STDOUT,
-    )
 
 
 def papermail(env, cwd, *args):
