@@ -8,7 +8,10 @@ import email.policy
 import os
 import secrets
 import socket
+import shutil
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +24,6 @@ from sqlalchemy.engine import make_url
 from pipeline.settings import Settings
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -54,6 +56,71 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'papermail.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+# --- a real Redis --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of this test run's own on a free port (base URL, no database number).
+
+    Private so that two test runs on one machine never flush each other's queues.
+    TEST_REDIS_URL points the tests at an existing server instead.
+    """
+    if os.environ.get("TEST_REDIS_URL"):
+        yield os.environ["TEST_REDIS_URL"].rstrip("/")
+        return
+    server = shutil.which("redis-server")
+    assert server, "redis-server is needed for the queue tests (.ci/run installs it)"
+    port = free_port()
+    data = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(data)], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while not _redis_answers(port):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError(f"redis-server did not start on port {port}")
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> Iterator[str]:
+    """Database 0 of the private server, empty at the start and the end of a test."""
+    import redis
+
+    url = f"{redis_server}/0"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def broker(redis_url: str) -> Iterator[object]:
+    """A client of the private Redis, for looking at the Celery queues."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
 
 
 # --- a real SMTP server -----------------------------------------------------------------------

@@ -13,17 +13,15 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-from tests.conftest import REDIS_URL
-
 DAY = "2025-03-21"
 QUEUES = ("papermail", "papermail.send")
 
 
-def env_for(tmp_path: Path, database_url: str, smtp_url: str) -> dict[str, str]:
+def env_for(database_url: str, smtp_url: str, broker_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         "DATABASE_URL": database_url,
-        "BROKER_URL": REDIS_URL,
+        "BROKER_URL": broker_url,
         "SMTP_URL": smtp_url,
         "SECRET_KEY": "worker-test-secret-0123456789abcdef",
         "ENVIRONMENT": "test",
@@ -32,27 +30,21 @@ def env_for(tmp_path: Path, database_url: str, smtp_url: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def broker():
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
-    """A real ``celery worker`` process (solo pool: one process, so SIGKILL kills all of it)."""
+def start_worker(env: dict[str, str], log: Path, *, concurrency: int = 0) -> subprocess.Popen:
+    """A real ``celery worker`` process: the solo pool (one process, so SIGKILL kills all of it),
+    or with ``concurrency`` a prefork pool of that many child processes."""
+    pool = ["--pool=prefork", f"--concurrency={concurrency}"] if concurrency else ["--pool=solo"]
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "--loglevel=INFO",
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", *pool, "--loglevel=INFO",
          "-Q", ",".join(QUEUES), "--without-gossip", "--without-mingle", "--hostname", f"test-{time.time_ns()}@%h"],
         cwd=Path(__file__).resolve().parents[2], env=env, stdout=log.open("a"), stderr=subprocess.STDOUT,
     )
 
 
 @pytest.fixture
-def worker(tmp_path, database_url, smtp_server, broker):
+def worker(tmp_path, database_url, smtp_server, broker, redis_url):
     _, smtp_url = smtp_server
-    env = env_for(tmp_path, database_url, smtp_url)
+    env = env_for(database_url, smtp_url, redis_url)
     proc = start_worker(env, tmp_path / "worker.log")
     yield env
     proc.send_signal(signal.SIGTERM)

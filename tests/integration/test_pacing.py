@@ -7,7 +7,6 @@ import time
 import redis
 
 from pipeline.pacing import Pacer, rate_items
-from tests.conftest import REDIS_URL
 
 
 def test_rate_items():
@@ -16,9 +15,8 @@ def test_rate_items():
     assert rate_items(per_second=0, per_hour=0) == []
 
 
-def test_two_workers_share_one_window_in_redis():
-    db = f"{REDIS_URL.rsplit('/', 1)[0]}/12"
-    redis.Redis.from_url(db).flushdb()
+def test_two_workers_share_one_window_in_redis(redis_url):
+    db = redis_url
     items = rate_items(per_second=5, per_hour=0)
     slept: list[float] = []
 
@@ -34,4 +32,3 @@ def test_two_workers_share_one_window_in_redis():
     # Never more than five messages in any one-second window, counted across both workers.
     assert all(passed[i + 5] - passed[i] >= 0.95 for i in range(len(passed) - 5)), passed
     assert slept, "the sixth message had to wait"
-    redis.Redis.from_url(db).flushdb()

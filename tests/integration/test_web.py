@@ -15,7 +15,6 @@ from pipeline.models import Edition, Frequency, SubscriberStatus
 from pipeline.subscribers import add_subscriber
 from pipeline.tokens import Purpose
 from pipeline.web import create_app
-from tests.conftest import REDIS_URL
 from tests.integration.web_support import Recorder, add, get, hrefs_and_actions, snapshot, token
 
 DAY = dt.date(2025, 3, 21)
@@ -208,8 +207,8 @@ def test_behind_a_trusted_proxy_the_limit_is_per_forwarded_address(make_settings
 
 
 @pytest.mark.redis
-def test_the_limit_is_shared_by_every_worker_through_redis(make_settings):
-    cfg = make_settings(subscribe_rate_limit="1/minute", rate_limit_storage=REDIS_URL, trust_proxy_headers=True)
+def test_the_limit_is_shared_by_every_worker_through_redis(make_settings, redis_url):
+    cfg = make_settings(subscribe_rate_limit="1/minute", rate_limit_storage=redis_url, trust_proxy_headers=True)
     client_ip = f"192.0.2.{secrets.randbelow(250) + 1}-{secrets.token_hex(4)}"  # a key no earlier run used
     first, second = (create_app(cfg, send_confirmation=Recorder(cfg)) for _ in range(2))  # two workers
     with TestClient(first) as a, TestClient(second) as b:
@@ -555,8 +554,8 @@ def test_healthz_is_503_when_the_database_is_unreachable(make_settings):
 
 
 @pytest.mark.redis
-def test_healthz_is_ok_with_a_reachable_redis_broker(make_settings):
-    cfg = make_settings(broker_url=REDIS_URL)
+def test_healthz_is_ok_with_a_reachable_redis_broker(make_settings, redis_url):
+    cfg = make_settings(broker_url=redis_url)
     with TestClient(create_app(cfg)) as client:
         r = client.get("/healthz")
     assert r.status_code == 200 and r.json() == {"database": "ok", "broker": "ok"}

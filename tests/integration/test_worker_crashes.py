@@ -16,7 +16,7 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-from tests.conftest import REDIS_URL, SMTPScript, free_port
+from tests.conftest import SMTPScript, free_port
 from tests.integration.test_celery_worker import QUEUES, start_worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,11 +57,10 @@ def base_env(tmp_path: Path, database_url: str, smtp_url: str, broker: str) -> d
 
 @pytest.mark.parametrize("smtp_script", [SMTPScript(delay=0.03)], ids=["slow-smtp"])
 def test_workers_killed_mid_batch_leave_each_subscriber_at_most_once(tmp_path, database_url, smtp_server,
-                                                                    smtp_script):
+                                                                    smtp_script, redis_url):
     handler, smtp_url = smtp_server
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    env = base_env(tmp_path, database_url, smtp_url, REDIS_URL)
+    client = redis.Redis.from_url(redis_url)
+    env = base_env(tmp_path, database_url, smtp_url, redis_url)
     emails = [f"reader{i:02}@example.org" for i in range(60)]
     papermail(env, tmp_path, "subscribers", "add", *emails)
     papermail(env, tmp_path, "run", "--source", "sample")
@@ -90,7 +89,6 @@ def test_workers_killed_mid_batch_leave_each_subscriber_at_most_once(tmp_path, d
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
-    client.flushdb()
 
     received = Counter(r for m in handler.messages for r in m.rcpt)
     assert max(received.values()) == 1, [a for a, n in received.items() if n > 1]
