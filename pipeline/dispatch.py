@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, bindparam, text
 from sqlmodel import Session, func, select
@@ -33,6 +34,7 @@ from sqlmodel import Session, func, select
 from pipeline.bounces import counts_against_address, mark_permanent_failure
 from pipeline.errors import DeliveryError
 from pipeline.message import MessageTemplate, Recipient
+from pipeline.message_ids import make_message_id
 from pipeline.messengers import Messenger, SendResult
 from pipeline.models import (
     Delivery,
@@ -132,18 +134,18 @@ class RecipientFactory:
     """Per-subscriber values: address, Message-ID and signed links."""
 
     def __init__(self, issue: Issue, ctx: SendContext) -> None:
-        self._day = issue.date.strftime("%Y%m%d")
+        self._day, self._edition = issue.date, issue.edition
         self._ctx = ctx
         self._unsubscribe = Signer(ctx.secret_key, Purpose.unsubscribe)
         self._preferences = Signer(ctx.secret_key, Purpose.preferences)
 
-    def __call__(self, email: str, uid: str) -> Recipient:
+    def __call__(self, email: str, uid: str, resend_id: int | None = None) -> Recipient:
         ctx = self._ctx
         unsub = self._unsubscribe.sign(uid)
         return Recipient(
             address=email,
-            # Stable per issue and subscriber: a resend carries the same id, so clients can de-duplicate.
-            message_id=f"{self._day}.{uid}@{ctx.mail_domain}",
+            message_id=make_message_id(day=self._day, edition=self._edition, uid=uid, resend_id=resend_id,
+                                       domain=ctx.mail_domain),
             unsubscribe_url=f"{ctx.base_url}/u/{unsub}",
             unsubscribe_mailto=f"{ctx.unsubscribe_mailbox}?subject=unsubscribe%20{unsub}",
             preferences_url=f"{ctx.base_url}/p/{self._preferences.sign(uid)}",
@@ -228,6 +230,16 @@ def recover_stale_claims(session: Session, *, issue_id: int, now: datetime) -> t
     return uncertain, released
 
 
+class Claimed(NamedTuple):
+    """A delivery row this batch holds under its lease."""
+
+    id: int
+    subscriber_id: int
+    attempts: int
+    size: int
+    resend_id: int | None  # set when an operator's resend queued it again: the copy gets its own Message-ID
+
+
 _CLAIM_SQL = (
     "UPDATE delivery SET status = :sending, claim = :claim, lease_until = :lease, "
     "attempts = attempts + 1, updated_at = :now "
@@ -235,7 +247,7 @@ _CLAIM_SQL = (
     "AND (status = :pending OR (status = :retry AND next_attempt_at <= :now)) "
     "ORDER BY id LIMIT :limit{lock}) "
     "AND status IN (:pending, :retry) "
-    "RETURNING id, subscriber_id, attempts, size"
+    "RETURNING id, subscriber_id, attempts, size, resend_id"
 )
 
 _RECORD_SQL = text(
@@ -268,7 +280,7 @@ def _fast_commits(conn: Connection) -> Iterator[None]:
 
 
 def _claim(conn: Connection, *, issue_id: int, after: int, upto: int, limit: int, claim: str,
-           now: datetime, lease_until: datetime) -> list[tuple[int, int, int, int]]:
+           now: datetime, lease_until: datetime) -> list[Claimed]:
     lock = " FOR UPDATE SKIP LOCKED" if conn.dialect.name == "postgresql" else ""
     rows = conn.execute(
         text(_CLAIM_SQL.format(lock=lock)),
@@ -277,7 +289,7 @@ def _claim(conn: Connection, *, issue_id: int, after: int, upto: int, limit: int
          "pending": DeliveryStatus.pending.name, "retry": DeliveryStatus.retry.name},
     ).all()
     conn.commit()
-    return sorted((r[0], r[1], r[2], r[3]) for r in rows)
+    return sorted(Claimed(*r) for r in rows)
 
 
 def _subscribers(conn: Connection, ids: list[int]) -> dict[int, tuple[str, str, str | None]]:
@@ -347,7 +359,7 @@ def send_batch(
                           claim=claim, now=now, lease_until=now + timedelta(seconds=ctx.lease_seconds))
             if not rows:
                 break
-            cursor = rows[-1][0]
+            cursor = rows[-1].id
             lease = _Lease(conn, claim=claim, seconds=ctx.lease_seconds, clock=clock, start=now)
             _send_claimed(conn, rows, claim=claim, lease=lease, templates=templates, make_recipient=make_recipient,
                           messenger=messenger, ctx=ctx, clock=clock, result=result, pacer=pacer)
@@ -412,19 +424,19 @@ class LeaseLost(RuntimeError):
     """The claim's lease ran out and its rows were settled by someone else."""
 
 
-def _send_claimed(conn: Connection, rows: list[tuple[int, int, int, int]], *, claim: str, lease: _Lease,
+def _send_claimed(conn: Connection, rows: list[Claimed], *, claim: str, lease: _Lease,
                   templates: TemplateCache, make_recipient: RecipientFactory, messenger: Messenger,
                   ctx: SendContext, clock: Callable[[], datetime], result: BatchResult,
                   pacer: Pacer | None = None) -> None:
     subscribers = _subscribers(conn, [row[1] for row in rows])
     done = 0
     try:
-        for row_id, sub_id, attempts, size in rows:
+        for row in rows:
             lease.keep(still_held=len(rows) - done)
-            if pacer is not None and subscribers[sub_id][2] is None:
+            if pacer is not None and subscribers[row.subscriber_id][2] is None:
                 pacer.wait()
-            outcome = _send_one(conn, row_id, subscribers[sub_id], subscriber_id=sub_id, attempts=attempts, claim=claim,
-                                template=templates(size), make_recipient=make_recipient, messenger=messenger,
+            outcome = _send_one(conn, row, subscribers[row.subscriber_id], claim=claim,
+                                template=templates(row.size), make_recipient=make_recipient, messenger=messenger,
                                 ctx=ctx, now=clock(), result=result)
             done += 1
             if outcome == "sent":
@@ -450,8 +462,7 @@ def _send_claimed(conn: Connection, rows: list[tuple[int, int, int, int]], *, cl
         raise
 
 
-def _send_one(conn: Connection, row_id: int, subscriber: tuple[str, str, str | None], *, subscriber_id: int,
-              attempts: int, claim: str,
+def _send_one(conn: Connection, row: Claimed, subscriber: tuple[str, str, str | None], *, claim: str,
               template: MessageTemplate, make_recipient: RecipientFactory, messenger: Messenger,
               ctx: SendContext, now: datetime, result: BatchResult) -> str:
     email, uid, skip_reason = subscriber
@@ -462,30 +473,30 @@ def _send_one(conn: Connection, row_id: int, subscriber: tuple[str, str, str | N
                                      "error": skip_reason, "sent_at": None, "next_at": None}
         outcome = "skipped"
     else:
-        recipient = make_recipient(email, uid)
+        recipient = make_recipient(email, uid, row.resend_id)
         message_id = recipient.message_id
         sent = messenger.send(sender=ctx.envelope_from, template=template, recipient=recipient)
-        values = _outcome_row(sent, attempts=attempts, now=now, ctx=ctx)
+        values = _outcome_row(sent, attempts=row.attempts, now=now, ctx=ctx)
         outcome = sent.outcome
         if outcome == "permanent" and counts_against_address(sent.reply):
-            mark_permanent_failure(conn, subscriber_id=subscriber_id, reply=sent.reply, now=now,
+            mark_permanent_failure(conn, subscriber_id=row.subscriber_id, reply=sent.reply, now=now,
                                    bounce_limit=ctx.bounce_limit)
         if outcome != "sent":
             result.errors.append(f"{email}: {sent.reply}")
     setattr(result, outcome, getattr(result, outcome) + 1)
     # Recorded right after the reply, before the next message: progress is what was sent.
-    conn.execute(_RECORD_SQL, {**values, "message_id": message_id, "now": _db_time(now), "id": row_id,
+    conn.execute(_RECORD_SQL, {**values, "message_id": message_id, "now": _db_time(now), "id": row.id,
                                "claim": claim})
     conn.commit()
     return outcome
 
 
-def _settle_unfinished(conn: Connection, rows: list[tuple[int, int, int, int]], *, claim: str,
+def _settle_unfinished(conn: Connection, rows: list[Claimed], *, claim: str,
                        first_in_flight: bool, now: datetime) -> None:
     """Give back the rows of an interrupted claim; if this fails, lease recovery does it later."""
     try:
         conn.rollback()
-        for i, (row_id, *_) in enumerate(rows):
+        for i, row in enumerate(rows):
             in_flight = first_in_flight and i == 0
             conn.execute(
                 text(
@@ -495,7 +506,7 @@ def _settle_unfinished(conn: Connection, rows: list[tuple[int, int, int, int]], 
                 ),
                 {"status": (DeliveryStatus.uncertain if in_flight else DeliveryStatus.pending).name,
                  "error": "interrupted while this message may have been in flight" if in_flight else None,
-                 "release": not in_flight, "now": _db_time(now), "id": row_id, "claim": claim},
+                 "release": not in_flight, "now": _db_time(now), "id": row.id, "claim": claim},
             )
         conn.commit()
     except Exception:  # noqa: BLE001 - the original error matters more; leases cover this case

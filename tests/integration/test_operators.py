@@ -131,6 +131,13 @@ def test_resend_to_named_addresses_including_one_who_joined_later(cfg, smtp_serv
     send_all(cfg)
     got = [r for m in handler.messages for r in m.rcpt]
     assert got.count(emails[0]) == 2 and got.count("late@example.org") == 1 and len(got) == 5
+    # The resent copy has an id of its own (a client that drops ids it has seen would hide it),
+    # which still names the issue and the subscriber, and the ledger keeps the newest.
+    first, again = (m.message["Message-ID"].strip("<>") for m in handler.to(emails[0]))
+    assert again == first.replace("@", f".r{record.id}@") and first != again
+    with Session(jobs.engine(cfg)) as session:
+        stored = session.exec(select(Delivery.message_id).join(Subscriber).where(Subscriber.email == emails[0])).one()
+    assert stored == again
 
 
 def test_resend_needs_a_reason_and_an_issue_already_sent(cfg):

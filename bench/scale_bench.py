@@ -1,0 +1,616 @@
+"""How sending scales with the list: memory per process, and several Celery workers on one issue. Prints figures;
+the machine is shared, so compare ratios, not absolute numbers.
+
+    python bench/scale_bench.py [--subscribers 10000,30000,100000] [--batch-size 1000] [--claim-size 50]
+    python bench/scale_bench.py --workers 1,2 [--subscribers 100000] [--postgres URL] [--batch-size 2000]
+
+1. memory (the default): for each list size a fresh SQLite database is filled by one child process (sample
+   papers, subscribers, the built issue); a second, fresh child process calls start_sending and then send_range
+   for every planned batch, one after the other, against the fast local sink (bench/smtp_sink.py). Its RSS just
+   before the first batch and its peak RSS (ru_maxrss, and VmHWM reset before the first batch where the kernel
+   allows it) are printed per size, with the time and the rate. The peak should not grow with the list.
+2. --workers W[,W...]: W real ``celery -A workers worker --pool=solo`` processes on a private redis-server send one
+   issue together. Each run gets a fresh database (a new PostgreSQL database created through --postgres, the admin
+   URL, and dropped afterwards; without --postgres a SQLite file), a counting SMTP sink and fresh workers;
+   ``papermail send`` queues the issue and the database is polled until no delivery is pending, sending or
+   retrying. Prints the wall time from queueing to done, the rate, each worker's share, and whether every
+   subscriber got exactly one message (counted by the sink, per recipient, and in the delivery table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import resource
+import secrets
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+DAY = dt.date(2025, 3, 21)
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SECRET = "bench-" + "x" * 32
+BASE_URL = "https://papers.example.org"
+QUEUES = ("papermail", "papermail.send")
+OPEN = ("pending", "sending", "retry")
+
+
+# --- helpers shared by both parts ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def counts_arg(value: str) -> list[int]:
+    return [int(part) for part in value.replace(" ", "").split(",") if part]
+
+
+def address(i: int) -> str:
+    return f"reader{i:06}@example.org"
+
+
+def settings_for(database_url: str, outbox: Path, smtp_url: str | None, *, batch_size: int, claim_size: int):  # type: ignore[no-untyped-def]
+    from pipeline.settings import Settings
+
+    return Settings(_env_file=None, environment="test", secret_key=SECRET,  # type: ignore[call-arg]
+                    database_url=database_url, outbox_dir=outbox, smtp_url=smtp_url, base_url=BASE_URL,
+                    send_batch_size=batch_size, claim_size=claim_size)
+
+
+def add_subscribers(engine, n: int, chunk: int = 5000) -> None:  # type: ignore[no-untyped-def]
+    """``n`` active daily subscribers, inserted with executemany in chunks (every NOT NULL column given)."""
+    from sqlalchemy import text
+
+    insert = text(
+        "INSERT INTO subscriber (email, status, uid, created_at, updated_at, paused, frequency, weekday, topics, "
+        "hard_bounces) VALUES (:email, 'active', :uid, :now, :now, false, 'daily', 0, '[]', 0)"
+    )
+    now = dt.datetime(2025, 1, 1)
+    with engine.begin() as conn:
+        for start in range(0, n, chunk):
+            conn.execute(insert, [{"email": address(i), "uid": f"uid{i:06}", "now": now}
+                                  for i in range(start, min(start + chunk, n))])
+
+
+def prepare_issue(cfg, n: int) -> None:  # type: ignore[no-untyped-def]
+    """Sample papers, ``n`` subscribers and the built issue of DAY, in an empty database."""
+    from pipeline import jobs
+
+    jobs.ingest(cfg, day=DAY, source="sample")
+    add_subscribers(jobs.engine(cfg), n)
+    jobs.build(cfg, day=DAY)
+
+
+def rss_kb() -> int:
+    """Current resident set size (kB)."""
+    return _proc_status("VmRSS")
+
+
+def _proc_status(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_hwm() -> bool:
+    """Reset this process's VmHWM (peak RSS) so it covers what follows only (Linux 4.0+)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_child(*args: str) -> dict:
+    """Run this script as a fresh child process; its last stdout line is a JSON result."""
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], stdout=subprocess.PIPE,
+                          text=True, check=True, cwd=ROOT)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def mb(kb: float) -> float:
+    return kb / 1024
+
+
+# --- part 1: memory against list size (child processes) -------------------------------------------
+
+
+def child_populate(args: argparse.Namespace) -> dict:
+    cfg = settings_for(args.db, Path(args.outbox), None, batch_size=args.batch_size, claim_size=args.claim_size)
+    start = time.perf_counter()
+    prepare_issue(cfg, args.count)
+    return {"seconds": time.perf_counter() - start, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+
+
+def child_send(args: argparse.Namespace) -> dict:
+    """start_sending, then every planned batch through send_range in this process, one after the other."""
+    from sqlalchemy import text
+
+    from pipeline import jobs
+
+    cfg = settings_for(args.db, Path(args.outbox), args.smtp, batch_size=args.batch_size, claim_size=args.claim_size)
+    engine = jobs.engine(cfg)
+    rss_start = rss_kb()
+    start = time.perf_counter()
+    issue_id, batches = jobs.start_sending(cfg, day=DAY)
+    plan_seconds = time.perf_counter() - start
+
+    rss_before = rss_kb()
+    maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    hwm_reset = reset_hwm()
+    totals: collections.Counter[str] = collections.Counter()
+    rss_samples = []
+    start = time.perf_counter()
+    for after_id, upto_id in batches:
+        result = jobs.send_range(cfg, issue_id=issue_id, after_id=after_id, upto_id=upto_id)
+        totals.update(sent=result.sent, temporary=result.temporary, permanent=result.permanent,
+                      uncertain=result.uncertain, skipped=result.skipped)
+        rss_samples.append(rss_kb())
+    send_seconds = time.perf_counter() - start
+    jobs.finish(cfg, issue_id=issue_id)
+
+    with engine.connect() as conn:
+        sent_rows = conn.execute(text("SELECT count(*) FROM delivery WHERE status = 'sent'")).scalar_one()
+    return {
+        "batches": len(batches), "plan_seconds": plan_seconds, "send_seconds": send_seconds,
+        "rss_start_kb": rss_start, "rss_before_kb": rss_before, "maxrss_before_kb": maxrss_before,
+        "rss_end_kb": rss_kb(), "rss_max_sampled_kb": max(rss_samples, default=rss_before),
+        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "hwm_send_kb": _proc_status("VmHWM") if hwm_reset else None,
+        "results": dict(totals), "sent_rows": sent_rows,
+    }
+
+
+def start_sink() -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(HERE / "smtp_sink.py"), str(port)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc, port
+
+
+def memory_run(n: int, port: int, args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
+        db = f"sqlite:///{tmp}/bench.db"
+        common = ["--db", db, "--outbox", f"{tmp}/outbox", "--batch-size", str(args.batch_size),
+                  "--claim-size", str(args.claim_size)]
+        filled = run_child("--child", "populate", "--count", str(n), *common)
+        sent = run_child("--child", "send", "--smtp", f"smtp://127.0.0.1:{port}", *common)
+    if sent["results"].get("sent") != n or sent["sent_rows"] != n:
+        print(f"  WARNING: {n:,} subscribers but {sent['results']} / {sent['sent_rows']} sent rows", file=sys.stderr)
+    return {"n": n, "populate_seconds": filled["seconds"], "populate_maxrss_kb": filled["maxrss_kb"], **sent}
+
+
+def memory_part(args: argparse.Namespace) -> None:
+    sizes = args.subscribers or [10_000, 30_000, 100_000]
+    print(f"memory: SQLite, one sending process per size, send_range batches of {args.batch_size:,} one after "
+          f"the other, claim size {args.claim_size}, smtp_sink.py")
+    sink, port = start_sink()
+    rows = []
+    try:
+        for n in sizes:
+            row = memory_run(n, port, args)
+            rows.append(row)
+            print(f"  {n:,} subscribers: filled in {row['populate_seconds']:.1f} s (that process peaked at "
+                  f"{mb(row['populate_maxrss_kb']):.0f} MB), sent in {row['send_seconds']:.1f} s", flush=True)
+    finally:
+        sink.terminate()
+        sink.wait(timeout=10)
+
+    print()
+    print(f"{'subscribers':>11} {'batches':>7} {'start s':>7} {'send s':>7} {'msg/s':>7} {'RSS start':>9} "
+          f"{'RSS before':>10} {'RSS end':>8} {'peak':>7} {'send HWM':>8} {'growth':>7}")
+    for r in rows:
+        hwm = f"{mb(r['hwm_send_kb']):7.1f}" if r["hwm_send_kb"] else "      -"
+        print(f"{r['n']:>11,} {r['batches']:>7} {r['plan_seconds']:>7.2f} {r['send_seconds']:>7.1f} "
+              f"{r['n'] / r['send_seconds']:>7,.0f} {mb(r['rss_start_kb']):>9.1f} {mb(r['rss_before_kb']):>10.1f} "
+              f"{mb(r['rss_end_kb']):>8.1f} {mb(r['maxrss_kb']):>7.1f} {hwm:>8} "
+              f"{mb(r['maxrss_kb'] - r['rss_before_kb']):>+7.1f}")
+    print("(MB; start s = start_sending: the delivery rows and the batch plan; RSS before = just before the first "
+          "batch; peak = ru_maxrss of the sending process; send HWM = peak RSS since just before the first batch; "
+          "growth = peak - RSS before)")
+    if len(rows) > 1:
+        small, large = rows[0], rows[-1]
+        print(f"peak RSS at {large['n']:,} / at {small['n']:,} subscribers: "
+              f"{large['maxrss_kb'] / small['maxrss_kb']:.3f}x "
+              f"({mb(large['maxrss_kb'] - small['maxrss_kb']):+.1f} MB for {large['n'] / small['n']:.3g}x the list)")
+
+
+# --- part 2: several Celery workers on one issue ----------------------------------------------------
+
+
+class CountingSink(asyncio.Protocol):
+    """Accepts everything and counts messages per recipient. Extra verbs: XSTAT (counts in the reply), XDUMP PATH
+    (the per-recipient counts as JSON)."""
+
+    per_rcpt: collections.Counter[str] = collections.Counter()
+    messages = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.buffer = bytearray()
+        self.scan = 0
+        self.in_data = False
+        self.rcpts: list[str] = []
+        self.transport.write(b"220 counting sink ESMTP\r\n")  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        write = self.transport.write  # type: ignore[attr-defined]
+        while True:
+            if self.in_data:
+                end = self.buffer.find(b"\r\n.\r\n", self.scan)
+                if end < 0:
+                    self.scan = max(0, len(self.buffer) - 4)
+                    return
+                del self.buffer[: end + 5]
+                self.scan, self.in_data = 0, False
+                CountingSink.messages += 1
+                CountingSink.per_rcpt.update(self.rcpts)
+                self.rcpts = []
+                write(b"250 2.0.0 ok\r\n")
+                continue
+            line_end = self.buffer.find(b"\r\n")
+            if line_end < 0:
+                return
+            line = bytes(self.buffer[:line_end])
+            del self.buffer[: line_end + 2]
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                write(b"250-sink\r\n250-8BITMIME\r\n250 PIPELINING\r\n")
+            elif verb == b"MAIL" or verb == b"RSET":
+                self.rcpts = []
+                write(b"250 ok\r\n")
+            elif verb == b"RCPT":
+                text = line.decode("utf-8", "replace")
+                self.rcpts.append(text[text.find("<") + 1 : text.find(">")])
+                write(b"250 ok\r\n")
+            elif verb == b"DATA":
+                self.in_data = True
+                self.buffer[0:0] = b"\r\n"  # the terminator search needs the CRLF that ended the DATA line
+                write(b"354 go ahead\r\n")
+            elif verb == b"XSTA":
+                dup = sum(1 for c in CountingSink.per_rcpt.values() if c > 1)
+                write(f"250 {CountingSink.messages} {len(CountingSink.per_rcpt)} {dup}\r\n".encode())
+            elif verb == b"XDUM":
+                Path(line[6:].decode()).write_text(json.dumps(CountingSink.per_rcpt))
+                write(b"250 dumped\r\n")
+            elif verb == b"QUIT":
+                write(b"221 bye\r\n")
+                self.transport.close()  # type: ignore[attr-defined]
+                return
+            else:
+                write(b"250 ok\r\n")
+
+
+async def serve_counting_sink(port: int) -> None:
+    server = await asyncio.get_running_loop().create_server(CountingSink, "127.0.0.1", port)
+    print("ready", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def sink_stats(port: int) -> tuple[int, int, int]:
+    """(messages, distinct recipients, recipients with more than one message)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+        code, reply = smtp.docmd("XSTAT")
+    messages, distinct, dup = (int(x) for x in reply.split())
+    return messages, distinct, dup
+
+
+def sink_dump(port: int, path: Path) -> dict[str, int]:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+        smtp.docmd(f"XDUMP {path}")
+    return json.loads(path.read_text())
+
+
+class Procs:
+    """Child processes of one run, stopped (SIGTERM, then SIGKILL) in reverse order on exit."""
+
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, cmd: list[str], **kw) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+        # A session of their own: Ctrl-C reaches only this script, which stops them in order (workers first).
+        proc = subprocess.Popen(cmd, start_new_session=True, **kw)
+        self.procs.append((name, proc))
+        return proc
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 30) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+    def close(self) -> None:
+        for _, proc in reversed(self.procs):
+            self.stop(proc)
+
+
+def wait_for(check, what: str, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: the process exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not ready after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_redis(procs: Procs, tmp: Path) -> str:
+    port = free_port()
+    proc = procs.start("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no", "--dir", str(tmp)], stdout=subprocess.DEVNULL)
+    wait_for(lambda: redis_answers(port), "redis-server", proc, timeout=20)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def start_counting_sink(procs: Procs) -> int:
+    port = free_port()
+    proc = procs.start("sink", [sys.executable, str(Path(__file__).resolve()), "--child", "sink", "--port", str(port)],
+                       stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return port
+
+
+@contextlib.contextmanager
+def fresh_database(postgres: str | None, tmp: Path) -> Iterator[str]:
+    """A new PostgreSQL database next to the admin URL's (dropped WITH (FORCE) afterwards), or a SQLite file."""
+    if postgres is None:
+        yield f"sqlite:///{tmp}/bench.db"
+        return
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(postgres)
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"papermail_scale_{secrets.token_hex(4)}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def worker_env(database_url: str, broker_url: str, smtp_url: str, tmp: Path, args: argparse.Namespace) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DKIM_", "SEND_RATE_"))}
+    env.update({
+        "DATABASE_URL": database_url, "BROKER_URL": broker_url, "SMTP_URL": smtp_url, "SECRET_KEY": SECRET,
+        "ENVIRONMENT": "test", "BASE_URL": BASE_URL, "OUTBOX_DIR": str(tmp / "outbox"),
+        "SEND_BATCH_SIZE": str(args.batch_size), "CLAIM_SIZE": str(args.claim_size),
+        "RATE_LIMIT_STORAGE": "memory://",
+    })
+    return env
+
+
+def start_worker(procs: Procs, env: dict[str, str], log: Path, name: str) -> subprocess.Popen:
+    """A real ``celery worker`` process, as tests/integration/test_celery_worker.py starts one."""
+    return procs.start(
+        name,
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "--loglevel=INFO",
+         "-Q", ",".join(QUEUES), "--without-gossip", "--without-mingle", "--hostname", f"{name}-{time.time_ns()}@%h"],
+        cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )
+
+
+def delivery_states(engine) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return dict(conn.execute(text("SELECT status, count(*) FROM delivery GROUP BY status")).all())
+
+
+def wait_until_sent(engine, workers: list[subprocess.Popen], timeout: float) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Poll the ledger until the issue's deliveries exist and none is open; returns the counts per state."""
+    from sqlalchemy import text
+
+    deadline = time.monotonic() + timeout
+    next_note = time.monotonic() + 30
+    while True:
+        states = delivery_states(engine)
+        if states and not any(states.get(s, 0) for s in OPEN):
+            return states
+        if any(w.poll() is not None for w in workers):
+            raise RuntimeError(f"a worker exited while sending: {states}")
+        with engine.connect() as conn:
+            issue = conn.execute(text("SELECT status, paused_reason FROM issue")).first()
+        if issue is not None and issue[0] == "paused":
+            raise RuntimeError(f"the issue paused itself: {issue[1]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not finished after {timeout:.0f} s: {states}")
+        if time.monotonic() > next_note:
+            print(f"    … {states}", flush=True)
+            next_note += 30
+        time.sleep(0.25)
+
+
+_DONE_LINE = re.compile(rb"papermail\.send_batch\[[^\]]+\] succeeded in [\d.]+s: \{'sent': (\d+)")
+
+
+def worker_shares(logs: list[Path]) -> list[tuple[int, int]]:
+    """(batches, messages sent) per worker, from the "succeeded" lines of each worker's log."""
+    shares = []
+    for log in logs:
+        sent = [int(m.group(1)) for m in _DONE_LINE.finditer(log.read_bytes())]
+        shares.append((len(sent), sum(sent)))
+    return shares
+
+
+def workers_run(n: int, w: int, args: argparse.Namespace) -> dict:
+    from sqlalchemy import create_engine, text
+
+    from pipeline import jobs
+
+    procs = Procs()
+    with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmpname, contextlib.ExitStack() as stack:
+        tmp = Path(tmpname)
+        database_url = stack.enter_context(fresh_database(args.postgres, tmp))
+        stack.callback(procs.close)  # runs first: the workers stop before their database is dropped
+        broker_url = start_redis(procs, tmp)
+        sink_port = start_counting_sink(procs)
+        smtp_url = f"smtp://127.0.0.1:{sink_port}"
+
+        cfg = settings_for(database_url, tmp / "outbox", smtp_url, batch_size=args.batch_size,
+                           claim_size=args.claim_size)
+        start = time.perf_counter()
+        prepare_issue(cfg, n)
+        populate_seconds = time.perf_counter() - start
+        jobs.engine(cfg).dispose()
+
+        env = worker_env(database_url, broker_url, smtp_url, tmp, args)
+        logs = [tmp / f"worker{i}.log" for i in range(w)]
+        start = time.perf_counter()
+        workers = [start_worker(procs, env, log, f"bench{i}") for i, log in enumerate(logs)]
+        for proc, log in zip(workers, logs):
+            wait_for(lambda log=log: b" ready." in log.read_bytes(), f"worker {log.name}", proc)
+        workers_seconds = time.perf_counter() - start
+
+        engine = create_engine(database_url)
+        stack.callback(engine.dispose)
+        try:
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "pipeline", "send", "--date", DAY.isoformat()], env=env,
+                           cwd=tmp, check=True, stdout=subprocess.DEVNULL, timeout=120)
+            queued_seconds = time.perf_counter() - start
+            states = wait_until_sent(engine, workers, args.timeout)
+            wall = time.perf_counter() - start
+        except BaseException:
+            for log in logs:
+                tail = log.read_text(errors="replace")[-2000:]
+                print(f"--- {log.name} (end) ---\n{tail}", file=sys.stderr)
+            raise
+        with engine.connect() as conn:
+            first, last = conn.execute(text("SELECT min(sent_at), max(sent_at) FROM delivery")).one()
+            per_subscriber = conn.execute(text(
+                "SELECT count(*) FROM (SELECT subscriber_id FROM delivery WHERE status = 'sent' "
+                "GROUP BY subscriber_id HAVING count(*) = 1) AS once")).scalar_one()
+        wait_for(lambda: sink_stats(sink_port)[0] >= states.get("sent", 0), "sink count", timeout=10)
+        received = sink_dump(sink_port, tmp / "received.json")
+        for proc in workers:
+            procs.stop(proc)
+        shares = worker_shares(logs)
+
+    expected = {address(i) for i in range(n)}
+    got = set(received)
+    missing, extra = len(expected - got), len(got - expected)
+    duplicated = sum(1 for c in received.values() if c > 1)
+    span = (last - first).total_seconds() if first and last else float("nan")
+    return {
+        "n": n, "workers": w, "populate_seconds": populate_seconds, "workers_seconds": workers_seconds,
+        "queued_seconds": queued_seconds, "wall": wall, "span": span, "states": states, "shares": shares,
+        "sink_messages": sum(received.values()), "missing": missing, "extra": extra, "duplicated": duplicated,
+        "once_in_ledger": per_subscriber,
+        "exactly_once": (missing == 0 and extra == 0 and duplicated == 0 and sum(received.values()) == n
+                         and per_subscriber == n and states.get("sent") == n),
+    }
+
+
+def workers_part(args: argparse.Namespace) -> None:
+    sizes = args.subscribers or [100_000]
+    backend = "PostgreSQL (a fresh database per run)" if args.postgres else "SQLite (a fresh file per run)"
+    print(f"celery workers: --pool=solo, {backend}, private redis-server, counting sink; "
+          f"SEND_BATCH_SIZE={args.batch_size}, CLAIM_SIZE={args.claim_size}")
+    rows = []
+    for n in sizes:
+        for w in args.workers:
+            print(f"  {n:,} subscribers, {w} worker(s): filling the database …", flush=True)
+            r = workers_run(n, w, args)
+            rows.append(r)
+            print(f"  {n:,} subscribers, {w} worker(s): filled in {r['populate_seconds']:.1f} s, workers ready in "
+                  f"{r['workers_seconds']:.1f} s, `papermail send` took {r['queued_seconds']:.1f} s, "
+                  f"done {r['wall']:.1f} s after it started; ledger {r['states']}", flush=True)
+            print(f"    sink: {r['sink_messages']:,} messages, {r['missing']} subscribers missing, "
+                  f"{r['duplicated']} got more than one, {r['extra']} unknown recipients; ledger: "
+                  f"{r['once_in_ledger']:,} subscribers with exactly one sent row", flush=True)
+
+    print()
+    print(f"{'subscribers':>11} {'workers':>7} {'wall s':>7} {'msg/s':>7} {'queued s':>8} {'span s':>7} {'msg/s':>7} "
+          f"{'speed-up':>8}  {'per worker: batches/messages':<30} exactly once")
+    base: dict[int, float] = {}
+    for r in rows:
+        rate = r["n"] / r["wall"]
+        base.setdefault(r["n"], rate)
+        shares = ", ".join(f"{b}/{m:,}" for b, m in r["shares"])
+        print(f"{r['n']:>11,} {r['workers']:>7} {r['wall']:>7.1f} {rate:>7,.0f} {r['wall'] - r['queued_seconds']:>8.1f} "
+              f"{r['span']:>7.1f} "
+              f"{r['n'] / r['span']:>7,.0f} {rate / base[r['n']]:>7.2f}x  {shares:<30} "
+              f"{'yes' if r['exactly_once'] else 'NO'}")
+    print("(wall = from starting `papermail send` until no delivery is open; queued = the same from when that "
+          "command returned; span = first to last sent_at in the ledger; speed-up = wall rate against the first "
+          "worker count listed)")
+
+
+# --- entry point ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscribers", type=counts_arg,
+                        help="list sizes, comma-separated (default 10000,30000,100000; with --workers 100000)")
+    parser.add_argument("--workers", type=counts_arg, help="run part 2 with these worker counts, e.g. 1,2")
+    parser.add_argument("--postgres", help="part 2: admin URL of a PostgreSQL server; a database is created and "
+                                           "dropped per run (default: SQLite)")
+    parser.add_argument("--batch-size", type=int, help="SEND_BATCH_SIZE (default 1000; with --workers 2000)")
+    parser.add_argument("--claim-size", type=int, default=50, help="CLAIM_SIZE (default 50)")
+    parser.add_argument("--timeout", type=float, default=900, help="part 2: seconds to wait for one send")
+    parser.add_argument("--child", choices=("populate", "send", "sink"), help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--outbox", help=argparse.SUPPRESS)
+    parser.add_argument("--smtp", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.batch_size is None:
+        args.batch_size = 2000 if args.workers else 1000
+
+    if args.child == "sink":
+        asyncio.run(serve_counting_sink(args.port))
+        return
+    if args.child:
+        result = child_populate(args) if args.child == "populate" else child_send(args)
+        print(json.dumps(result))
+        return
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # unwind like Ctrl-C: stop the children, drop the database
+        signal.signal(sig, lambda signum, _: sys.exit(128 + signum))
+    if args.workers:
+        workers_part(args)
+    else:
+        memory_part(args)
+
+
+if __name__ == "__main__":
+    main()
