@@ -375,12 +375,12 @@ def start_redis(procs: Procs, tmp: Path) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
-def start_counting_sink(procs: Procs) -> int:
+def start_counting_sink(procs: Procs) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = procs.start("sink", [sys.executable, str(Path(__file__).resolve()), "--child", "sink", "--port", str(port)],
                        stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return port
+    return proc, port
 
 
 @contextlib.contextmanager
@@ -426,35 +426,63 @@ def start_worker(procs: Procs, env: dict[str, str], log: Path, name: str) -> sub
     )
 
 
-def delivery_states(engine) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def open_deliveries(engine) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """(deliveries of the issue, open ones): an index-only count, cheap enough to poll often."""
     from sqlalchemy import text
 
     with engine.connect() as conn:
-        return dict(conn.execute(text("SELECT status, count(*) FROM delivery GROUP BY status")).all())
+        total, open_ = conn.execute(text(
+            "SELECT count(*), count(*) FILTER (WHERE status IN ('pending', 'sending', 'retry')) FROM delivery "
+            "WHERE issue_id = (SELECT id FROM issue WHERE date = :day AND edition = 'daily')"
+        ), {"day": DAY}).one()
+    return total, open_
 
 
-def wait_until_sent(engine, workers: list[subprocess.Popen], timeout: float) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    """Poll the ledger until the issue's deliveries exist and none is open; returns the counts per state."""
-    from sqlalchemy import text
+def wait_until_sent(cfg, engine, workers: list[subprocess.Popen], timeout: float) -> tuple[dict[str, int], list[float]]:  # type: ignore[no-untyped-def]
+    """Poll the ledger until the issue's deliveries exist and none is open (twice a second, cheaply); every few
+    seconds also call jobs.progress (what `papermail status` shows) and time it.
+
+    Returns the counts per state and how long each progress() call took (seconds)."""
+    from pipeline import jobs
 
     deadline = time.monotonic() + timeout
-    next_note = time.monotonic() + 30
+    next_progress, next_note = time.monotonic() + 5, time.monotonic() + 30
+    took = []
     while True:
-        states = delivery_states(engine)
-        if states and not any(states.get(s, 0) for s in OPEN):
-            return states
+        total, open_ = open_deliveries(engine)
+        if total and not open_:
+            info = jobs.progress(cfg, day=DAY)
+            return {state: n for state, n in info["counts"].items() if n}, took  # type: ignore[union-attr]
         if any(w.poll() is not None for w in workers):
-            raise RuntimeError(f"a worker exited while sending: {states}")
-        with engine.connect() as conn:
-            issue = conn.execute(text("SELECT status, paused_reason FROM issue")).first()
-        if issue is not None and issue[0] == "paused":
-            raise RuntimeError(f"the issue paused itself: {issue[1]}")
+            raise RuntimeError(f"a worker exited while sending: {open_:,} of {total:,} deliveries open")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"not finished after {timeout:.0f} s: {states}")
-        if time.monotonic() > next_note:
-            print(f"    … {states}", flush=True)
-            next_note += 30
-        time.sleep(0.25)
+            raise RuntimeError(f"not finished after {timeout:.0f} s: {open_:,} of {total:,} deliveries open")
+        if time.monotonic() > next_progress:
+            start = time.perf_counter()
+            info = jobs.progress(cfg, day=DAY)
+            took.append(time.perf_counter() - start)
+            next_progress += 5
+            issue = info["issue"]
+            if issue.status.value == "paused":  # type: ignore[attr-defined]
+                raise RuntimeError(f"the issue paused itself: {issue.paused_reason}")  # type: ignore[attr-defined]
+            if time.monotonic() > next_note:
+                counts = {state: n for state, n in info["counts"].items() if n}  # type: ignore[union-attr]
+                print(f"    … {counts}, {info['rate']:.0f} msg/s over the last minute", flush=True)
+                next_note += 30
+        time.sleep(0.5)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
 
 
 _DONE_LINE = re.compile(rb"papermail\.send_batch\[[^\]]+\] succeeded in [\d.]+s: \{'sent': (\d+)")
@@ -480,7 +508,7 @@ def workers_run(n: int, w: int, args: argparse.Namespace) -> dict:
         database_url = stack.enter_context(fresh_database(args.postgres, tmp))
         stack.callback(procs.close)  # runs first: the workers stop before their database is dropped
         broker_url = start_redis(procs, tmp)
-        sink_port = start_counting_sink(procs)
+        sink, sink_port = start_counting_sink(procs)
         smtp_url = f"smtp://127.0.0.1:{sink_port}"
 
         cfg = settings_for(database_url, tmp / "outbox", smtp_url, batch_size=args.batch_size,
@@ -501,26 +529,32 @@ def workers_run(n: int, w: int, args: argparse.Namespace) -> dict:
         engine = create_engine(database_url)
         stack.callback(engine.dispose)
         try:
+            started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
             start = time.perf_counter()
             subprocess.run([sys.executable, "-m", "pipeline", "send", "--date", DAY.isoformat()], env=env,
                            cwd=tmp, check=True, stdout=subprocess.DEVNULL, timeout=120)
             queued_seconds = time.perf_counter() - start
-            states = wait_until_sent(engine, workers, args.timeout)
+            states, progress_took = wait_until_sent(cfg, engine, workers, args.timeout)
             wall = time.perf_counter() - start
-        except BaseException:
+        except Exception:
             for log in logs:
                 tail = log.read_text(errors="replace")[-2000:]
                 print(f"--- {log.name} (end) ---\n{tail}", file=sys.stderr)
             raise
         with engine.connect() as conn:
-            first, last = conn.execute(text("SELECT min(sent_at), max(sent_at) FROM delivery")).one()
+            first, last = (dt.datetime.fromisoformat(v) if isinstance(v, str) else v  # SQLite: text
+                           for v in conn.execute(text("SELECT min(sent_at), max(sent_at) FROM delivery")).one())
             per_subscriber = conn.execute(text(
                 "SELECT count(*) FROM (SELECT subscriber_id FROM delivery WHERE status = 'sent' "
                 "GROUP BY subscriber_id HAVING count(*) = 1) AS once")).scalar_one()
         wait_for(lambda: sink_stats(sink_port)[0] >= states.get("sent", 0), "sink count", timeout=10)
         received = sink_dump(sink_port, tmp / "received.json")
+        worker_cpu = [cpu_seconds(p.pid) for p in workers]
+        worker_hwm = [peak_rss_kb(p.pid) for p in workers]
+        sink_cpu = cpu_seconds(sink.pid)
         for proc in workers:
             procs.stop(proc)
+        jobs.engine(cfg).dispose()
         shares = worker_shares(logs)
 
     expected = {address(i) for i in range(n)}
@@ -531,6 +565,9 @@ def workers_run(n: int, w: int, args: argparse.Namespace) -> dict:
     return {
         "n": n, "workers": w, "populate_seconds": populate_seconds, "workers_seconds": workers_seconds,
         "queued_seconds": queued_seconds, "wall": wall, "span": span, "states": states, "shares": shares,
+        "first_after_start": (first - started_at).total_seconds() if first else float("nan"),
+        "worker_cpu": worker_cpu, "worker_hwm_kb": worker_hwm, "sink_cpu": sink_cpu,
+        "progress_ms": sorted(t * 1e3 for t in progress_took),
         "sink_messages": sum(received.values()), "missing": missing, "extra": extra, "duplicated": duplicated,
         "once_in_ledger": per_subscriber,
         "exactly_once": (missing == 0 and extra == 0 and duplicated == 0 and sum(received.values()) == n
@@ -552,6 +589,12 @@ def workers_part(args: argparse.Namespace) -> None:
             print(f"  {n:,} subscribers, {w} worker(s): filled in {r['populate_seconds']:.1f} s, workers ready in "
                   f"{r['workers_seconds']:.1f} s, `papermail send` took {r['queued_seconds']:.1f} s, "
                   f"done {r['wall']:.1f} s after it started; ledger {r['states']}", flush=True)
+            pms = r["progress_ms"]
+            progress = (f"; jobs.progress() took {pms[len(pms) // 2]:.0f} ms median, {pms[-1]:.0f} ms max "
+                        f"({len(pms)} calls while sending)") if pms else ""
+            print(f"    first message sent {r['first_after_start']:.1f} s after `papermail send` started; CPU s: workers "
+                  f"{', '.join(f'{c:.0f}' for c in r['worker_cpu'])}, sink {r['sink_cpu']:.0f}; worker peak RSS MB: "
+                  f"{', '.join(f'{mb(k):.0f}' for k in r['worker_hwm_kb'])}{progress}", flush=True)
             print(f"    sink: {r['sink_messages']:,} messages, {r['missing']} subscribers missing, "
                   f"{r['duplicated']} got more than one, {r['extra']} unknown recipients; ledger: "
                   f"{r['once_in_ledger']:,} subscribers with exactly one sent row", flush=True)

@@ -1,364 +1,27 @@
-"""Bounces: read delivery failure reports and count hard bounces against subscribers.
+"""Counting hard bounces against subscribers, from bounce mail and from 5xx replies while sending.
 
-Two halves, as elsewhere in the house:
-
-- pure parsing: :func:`parse_bounce` turns the raw bytes of one bounce into a
-  :class:`BounceReport` (which addresses failed for good, which only for now,
-  why, and which of our messages it was). ``flufl.bounce`` (Mailman's
-  detectors) recognises the many non-standard formats; RFC 3464 delivery
-  status parts are also read here directly, because flufl reports addresses
-  only, and an operator needs the status code and the remote server's words.
-- recording: :func:`record_bounces` counts the permanent failures against the
-  subscribers (once per bounce message), :func:`mark_permanent_failure` does
-  the same for a 5xx received while sending, :func:`clear_bounces` is the
-  operator's way back.
+:func:`record_bounces` counts what a :class:`~pipeline.bounce_reports.BounceReport`
+says (once per bounce message), :func:`mark_permanent_failure` does the same
+for a 5xx received while sending, :func:`clear_bounces` is the operator's way back.
 
 An address reaches ``bounce_limit`` hard bounces and becomes ``bounced``: the
 dispatcher only mails ``active`` subscribers, so it stops being mailed until an
 operator clears it (``papermail subscribers clear-bounces``). An unsubscribed
 address is counted but stays unsubscribed.
-
-:func:`read_messages` is the I/O edge: stdin, a Maildir, a folder of .eml
-files, an mbox file or one .eml file.
 """
 
 from __future__ import annotations
 
-import email
-import email.policy
-import hashlib
-import logging
-import mailbox
-import re
-import sys
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import Message
-from email.parser import HeaderParser
-from pathlib import Path
 from typing import NamedTuple
 
-from flufl.bounce import all_failures
 from sqlalchemy import Connection, text
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Session, select
 
-from pipeline.errors import SubscriberError
-from pipeline.models import Subscriber, SubscriberStatus, UTCDateTime, utcnow
+from pipeline.bounce_reports import REASON_LENGTH, BounceReport, counts_against_address
+from pipeline.message_ids import read_message_id
+from pipeline.models import Delivery, DeliveryStatus, Issue, Subscriber, SubscriberStatus, utcnow
 from pipeline.subscribers import normalize_email
-
-log = logging.getLogger(__name__)
-# flufl.bounce logs a traceback (log.exception) for any detector that chokes on odd input, which
-# with no logging configured reaches stderr through logging's last-resort handler: one malformed
-# message in a mailbox would print a traceback from `papermail bounces`. A NullHandler keeps it
-# quiet there and still lets the records reach handlers an application configures.
-logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
-
-REASON_LENGTH = 500  # Subscriber.last_bounce_reason
-KEY_LENGTH = 255  # ProcessedBounce.message_id
-
-
-class ProcessedBounce(SQLModel, table=True):
-    """A bounce message already counted, by its own Message-ID: the same bounce read twice counts once."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    message_id: str = Field(max_length=KEY_LENGTH, unique=True)
-    processed_at: datetime = Field(sa_type=UTCDateTime)
-
-
-@dataclass(frozen=True)
-class BounceReport:
-    """What one bounce message says. Addresses are normalized; the two sets never overlap."""
-
-    permanent: frozenset[str]
-    temporary: frozenset[str]
-    original_message_id: str | None  # the Message-ID of the message that bounced, without <>
-    reason: str  # one line for the whole bounce ("" when it is not a bounce)
-    bounce_id: str | None = None  # the bounce's own Message-ID (or a digest of it): the key for "seen already"
-    reasons: Mapping[str, str] = field(default_factory=dict, hash=False)  # per address: "5.1.1 User unknown"
-
-    @property
-    def is_bounce(self) -> bool:
-        return bool(self.permanent or self.temporary)
-
-    def reason_for(self, address: str) -> str:
-        return self.reasons.get(address) or self.reason
-
-
-EMPTY = BounceReport(permanent=frozenset(), temporary=frozenset(), original_message_id=None, reason="")
-
-
-# --- parsing (pure) ---------------------------------------------------------------------------
-
-
-class _Recipient(NamedTuple):
-    address: str
-    permanent: bool
-    reason: str
-
-
-# RFC 3463 enhanced status codes: class.subject.detail.
-_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
-# An SMTP reply line in a human-readable bounce: "550 5.1.1 <a@b>: User unknown", "550-5.2.2 ...".
-# The look-behind keeps "[198.51.100.7]" from reading as reply code 100.
-_REPLY = re.compile(r"(?<![\w.\[-])([45]\d\d)[ -](?:([45]\.\d{1,3}\.\d{1,3})\s+)?(\S.*)")
-_REPLY_PREFIX = re.compile(r"\b[245]\d\d[ -](?=[245]\.\d{1,3}\.\d{1,3}\b)")
-# Where a plain-text bounce starts quoting the returned message (Exim, Sendmail, qmail, Exchange).
-_QUOTE_START = re.compile(
-    r"^\s*(-{2,}.*\b(copy|original|returned|undelivered|rejected)\b|.*below this line)", re.IGNORECASE
-)
-_MESSAGE_ID_LINE = re.compile(r"^Message-ID:\s*<?([^<>\s]+@[^<>\s]+)>?", re.IGNORECASE | re.MULTILINE)
-
-# RFC 3463 §3: words for the common codes, for a report whose MTA gave no diagnostic.
-_STATUS_WORDS = {
-    "1.1": "bad destination mailbox address",
-    "1.2": "bad destination system address",
-    "1.3": "bad destination mailbox address syntax",
-    "1.6": "destination mailbox has moved",
-    "2.1": "mailbox disabled",
-    "2.2": "mailbox full",
-    "2.3": "message too long for the mailbox",
-    "4.4": "unable to route",
-    "4.7": "delivery time expired",
-    "7.1": "delivery not authorized, message refused",
-}
-
-
-def parse_bounce(raw: bytes) -> BounceReport:
-    """Read one bounce message. Anything that is not a bounce (or not mail at all) gives an empty report."""
-    try:
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-        return _report(msg, raw)
-    except Exception:  # noqa: BLE001  one unreadable message must not stop a mailbox being processed
-        log.warning("unreadable message treated as not a bounce", exc_info=True)
-        return EMPTY
-
-
-def _report(msg: Message, raw: bytes) -> BounceReport:
-    found: dict[str, _Recipient] = {}
-    for recipient in _dsn_recipients(msg):
-        # A report can list an address twice (Original- and Final-Recipient folded into one, or
-        # two MTAs); a permanent failure outranks a delay.
-        if recipient.address not in found or (recipient.permanent and not found[recipient.address].permanent):
-            found[recipient.address] = recipient
-    notification = _notification_text(msg)
-    temporary, permanent = _flufl_failures(msg)
-    # flufl's detectors cover the formats that are not RFC 3464 (Exim, qmail, Exchange, ...). For an
-    # address the delivery-status part speaks of, that part's Status decides: flufl treats every
-    # "Action: failed" as permanent, even a 4.4.7 "gave up after retrying" that is temporary by its code.
-    for addresses, is_permanent in ((permanent, True), (temporary, False)):
-        for address in addresses:
-            if address not in found:
-                found[address] = _Recipient(address, is_permanent, _text_reason(notification, address, is_permanent))
-    if not found:
-        return EMPTY
-    perm = frozenset(a for a, r in found.items() if r.permanent)
-    temp = frozenset(found) - perm
-    reasons = {a: r.reason[:REASON_LENGTH] for a, r in found.items()}
-    if len(reasons) == 1:
-        summary = next(iter(reasons.values()))
-    else:
-        summary = "; ".join(f"{a}: {reasons[a]}" for a in sorted(reasons))
-    return BounceReport(
-        permanent=perm,
-        temporary=temp,
-        original_message_id=_original_message_id(msg),
-        reason=summary[:REASON_LENGTH],
-        bounce_id=_bounce_id(msg, raw),
-        reasons=reasons,
-    )
-
-
-def _flufl_failures(msg: Message) -> tuple[set[str], set[str]]:
-    try:
-        temporary, permanent = all_failures(msg)
-    except Exception:  # noqa: BLE001  a detector choking on odd input leaves the RFC 3464 reading
-        log.info("flufl.bounce could not scan a message", exc_info=True)
-        return set(), set()
-    return _addresses(temporary), _addresses(permanent)
-
-
-def _addresses(raw: frozenset[bytes]) -> set[str]:
-    out = set()
-    for item in raw:
-        address = _normalize(item.decode("ascii", "replace"))
-        if address:
-            out.add(address)
-    return out
-
-
-def _normalize(value: str) -> str | None:
-    """The address as subscribers are stored; a lowercase best effort when it does not validate."""
-    value = value.strip().strip("<>").strip()
-    if "@" not in value or any(c.isspace() for c in value):
-        return None
-    try:
-        return normalize_email(value)
-    except SubscriberError:
-        # Still worth reporting ("not a subscriber"); it cannot match a stored address anyway.
-        return value.lower()
-
-
-def _parts(msg: Message) -> Iterator[Message]:
-    """Every part of the report itself, not descending into the returned message."""
-    yield msg
-    if msg.get_content_maintype() == "message" or not msg.is_multipart():
-        return
-    for part in msg.get_payload():
-        if isinstance(part, Message):
-            yield from _parts(part)
-
-
-def _header_blocks(part: Message) -> list[Message]:
-    """The field groups of a message/delivery-status part (RFC 3464 §2.1)."""
-    payload = part.get_payload()
-    if isinstance(payload, list):
-        return [block for block in payload if isinstance(block, Message)]
-    # Some MTAs encode the part (base64, quoted-printable): then it arrives as one string.
-    data = part.get_payload(decode=True) or b""
-    body = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
-    return [HeaderParser().parsestr(block) for block in re.split(r"\r?\n\s*\r?\n", body) if block.strip()]
-
-
-def _field(block: Message, name: str) -> str:
-    value = block.get(name)
-    return " ".join(str(value).split()) if value is not None else ""
-
-
-def _dsn_recipients(msg: Message) -> Iterator[_Recipient]:
-    for part in _parts(msg):
-        # RFC 6533 message/global-delivery-status is the same with UTF-8 allowed.
-        if part.get_content_type() not in ("message/delivery-status", "message/global-delivery-status"):
-            continue
-        for block in _header_blocks(part):
-            recipient = _dsn_recipient(block)
-            if recipient is not None:
-                yield recipient
-
-
-def _dsn_recipient(block: Message) -> _Recipient | None:
-    # Original-Recipient is the address we sent to; Final-Recipient may be an alias it expanded to.
-    address = None
-    for name in ("Original-Recipient", "Final-Recipient"):
-        kind, _, value = _field(block, name).partition(";")
-        if not value and "@" in kind:  # non-compliant: no address type
-            kind, value = "rfc822", kind
-        if kind.strip().lower() in ("rfc822", "utf-8") and value:
-            address = _normalize(value)
-            if address:
-                break
-    if address is None:
-        return None
-    action = (_field(block, "Action").split() or [""])[0].lower()
-    diagnostic = _field(block, "Diagnostic-Code")
-    status = _STATUS.search(_field(block, "Status")) or _STATUS.search(diagnostic)
-    if action.startswith("delayed"):
-        permanent = False
-    elif action.startswith(("failed", "error")):  # opensmtpd says "error"
-        permanent = status is None or status.group(1) == "5"
-    elif not action and status is not None and status.group(1) in "45":
-        permanent = status.group(1) == "5"  # Action is mandatory; the Status alone still says enough
-    else:
-        return None  # delivered, relayed, expanded: not a failure
-    return _Recipient(address, permanent, _dsn_reason(status, diagnostic, permanent))
-
-
-def _dsn_reason(status: re.Match[str] | None, diagnostic: str, permanent: bool) -> str:
-    code = status.group(0) if status else ""
-    words = _clean_diagnostic(diagnostic)
-    if not words and status is not None:
-        words = _STATUS_WORDS.get(f"{status.group(2)}.{status.group(3)}", "")
-    if not code and not words:
-        return "permanent failure" if permanent else "temporary failure"
-    return f"{code} {words}".strip()
-
-
-def _clean_diagnostic(diagnostic: str) -> str:
-    """'smtp; 550 5.1.1 <a@b>: Recipient address rejected' -> 'Recipient address rejected'."""
-    text_ = re.sub(r"^[\w-]+;\s*", "", diagnostic)  # the diagnostic type, "smtp;" or "X-Postfix;"
-    text_ = _REPLY_PREFIX.sub("", text_)  # Gmail repeats "552-5.2.2" on every continuation line
-    text_ = re.sub(r"^[245]\d\d[ -]\s*", "", text_)
-    text_ = re.sub(r"^[245]\.\d{1,3}\.\d{1,3}\s*", "", text_)
-    text_ = re.sub(r"\s+[245]\.\d{1,3}\.\d{1,3}(?=\s)", "", text_)
-    text_ = re.sub(r"^<[^>]*>[:.,]?\s*", "", text_)  # the address, echoed back by the server
-    return " ".join(text_.split())
-
-
-def _notification_text(msg: Message) -> str:
-    """The human-readable part of the bounce, cut where it starts quoting the returned message."""
-    chunks = []
-    for part in _parts(msg):
-        if part.get_content_type() != "text/plain":
-            continue
-        data = part.get_payload(decode=True)
-        if isinstance(data, bytes):
-            chunks.append(data.decode(part.get_content_charset() or "utf-8", "replace"))
-    lines = []
-    for line in "\n".join(chunks).splitlines():
-        if _QUOTE_START.match(line):
-            break
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def _text_reason(notification: str, address: str, permanent: bool) -> str:
-    """The SMTP reply a plain-text bounce quotes for this address, the first one it quotes otherwise."""
-    lines = notification.splitlines()
-    near = [i for i, line in enumerate(lines) if address in line.lower()]
-    for start in [*near, 0]:
-        window = lines[start:start + 8] if start in near else lines
-        for line in window:
-            match = _REPLY.search(line)
-            if match:
-                reply, status, rest = match.groups()
-                words = _clean_diagnostic(rest)
-                return f"{status or reply} {words}".strip()
-    return "permanent failure" if permanent else "temporary failure"
-
-
-def _strip_id(value: object) -> str | None:
-    found = re.search(r"<([^<>\s]+)>", str(value)) or re.search(r"(\S+@\S+)", str(value))
-    return found.group(1)[:KEY_LENGTH] if found else None
-
-
-def _original_message_id(msg: Message) -> str | None:
-    """The Message-ID of the message that bounced (as Delivery.message_id stores it, without <>)."""
-    for part in _parts(msg):
-        kind = part.get_content_type()
-        if kind in ("message/rfc822", "message/global") and part.is_multipart():
-            inner = part.get_payload(0)
-            if isinstance(inner, Message) and inner.get("Message-ID"):
-                return _strip_id(inner["Message-ID"])
-        elif kind in ("text/rfc822-headers", "text/global-headers"):
-            data = part.get_payload(decode=True)
-            if isinstance(data, bytes):
-                headers = HeaderParser().parsestr(data.decode("utf-8", "replace"))
-                if headers.get("Message-ID"):
-                    return _strip_id(headers["Message-ID"])
-        elif kind == "message/delivery-status":
-            for block in _header_blocks(part):
-                if block.get("X-Original-Message-ID"):  # Gmail's per-message field
-                    return _strip_id(block["X-Original-Message-ID"])
-    # Exim and others quote the returned message inline, after the notification.
-    for part in _parts(msg):
-        if part.get_content_type() == "text/plain":
-            data = part.get_payload(decode=True)
-            if isinstance(data, bytes):
-                found = _MESSAGE_ID_LINE.search(data.decode("utf-8", "replace"))
-                if found:
-                    return found.group(1)[:KEY_LENGTH]
-    return None
-
-
-def _bounce_id(msg: Message, raw: bytes) -> str:
-    """The bounce's own Message-ID; a digest of the message when it has none (or one too long to store)."""
-    own = _strip_id(msg["Message-ID"]) if msg["Message-ID"] else None
-    if own and len(own) < KEY_LENGTH:
-        return own
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
-# --- recording ------------------------------------------------------------------------------
 
 
 def _db_time(moment: datetime) -> datetime:
@@ -377,20 +40,6 @@ def _claim_bounce(session: Session, *, bounce_id: str, now: datetime) -> bool:
     return inserted.rowcount == 1  # type: ignore[attr-defined]
 
 
-def counts_against_address(reason: str) -> bool:
-    """Whether a permanent failure says something about the address itself.
-
-    5.7.x is policy (our IP on a blocklist, DMARC): counting it would mark a whole
-    provider's subscribers bounced for a problem of ours. 5.2.2 (mailbox full) and
-    552 clear up on their own (Mailman treats 552 as temporary too). The rest —
-    5.1.x no such user, 5.2.1 disabled, Exchange's 5.4.1 — count.
-    """
-    status = _STATUS.search(reason)
-    if status is not None:
-        return not (status.group(2) == "7" or (status.group(2), status.group(3)) == ("2", "2"))
-    return not reason.lstrip().startswith("552")
-
-
 def _counted(subscriber: Subscriber, *, reason: str, now: datetime, bounce_limit: int) -> str:
     """Count one hard bounce on a loaded subscriber; what happened, in words."""
     subscriber.hard_bounces += 1
@@ -407,42 +56,64 @@ def _counted(subscriber: Subscriber, *, reason: str, now: datetime, bounce_limit
 
 
 def record_bounces(
-    session: Session, *, report: BounceReport, now: datetime, bounce_limit: int
+    session: Session, *, report: BounceReport, now: datetime, bounce_limit: int, mail_domain: str
 ) -> list[tuple[str, str]]:
-    """Count a bounce's permanent failures against subscribers; once per bounce message.
+    """Count a bounce's permanent failure against the subscriber its message was sent to; once per bounce.
 
-    Returns ``(address, what happened)`` per address in the report: "hard bounce 1/2 (...)",
-    "marked bounced (...)", "temporary failure (4.2.2 mailbox full)", "not a subscriber", or
-    "already recorded" when this bounce was processed before. Temporary failures are reported,
-    not counted. The caller commits.
+    The bounce must quote the Message-ID of one of our deliveries (sent, or uncertain) on
+    ``mail_domain``: that names the subscriber, also when the address that failed is one the mail
+    was forwarded to, and a forged bounce, which cannot know the id, counts for nothing.
+
+    Returns ``(address, what happened)`` lines: "hard bounce 1/2 (...)", "marked bounced (...)",
+    "temporary failure (4.2.2 mailbox full)", "not counted: ..." with the reason, "permanent failure
+    not counted: a policy or mailbox-full reply", or "already recorded" when this bounce was
+    processed before. Temporary failures are reported, not counted. The caller commits.
     """
     if not report.is_bounce:
         return []
-    addresses = sorted(report.permanent) + sorted(report.temporary)
+    permanent, temporary = sorted(report.permanent), sorted(report.temporary)
     if report.bounce_id is not None and not _claim_bounce(session, bounce_id=report.bounce_id, now=now):
-        return [(address, "already recorded") for address in addresses]
+        return [(address, "already recorded") for address in permanent + temporary]
+    lines = [(address, f"temporary failure ({report.reason_for(address)})") for address in temporary]
+    if not permanent:
+        return lines
+    subscriber, why_not = _addressee(session, report.original_message_id, mail_domain)
+    if subscriber is None:
+        return [(address, f"not counted: {why_not}") for address in permanent] + lines
+    countable = [a for a in permanent if counts_against_address(report.reason_for(a))]
+    lines[:0] = [(a, f"permanent failure not counted: a policy or mailbox-full reply ({report.reason_for(a)})")
+                 for a in permanent if a not in countable]
+    if countable:
+        # One message, one recipient: the bounce counts once, however many addresses it lists.
+        what = _counted(subscriber, reason=report.reason_for(countable[0]), now=now, bounce_limit=bounce_limit)
+        forwarded = [a for a in countable if a != subscriber.email]
+        if forwarded:
+            what += f"; it failed at {', '.join(forwarded)}"
+        lines.insert(0, (subscriber.email, what))
+        session.add(subscriber)
+        session.flush()
+    return lines
+
+
+def _addressee(session: Session, message_id: str | None, mail_domain: str) -> tuple[Subscriber | None, str]:
+    """The subscriber a bounced Message-ID was sent to, locked; or None and why not."""
+    if message_id is None:
+        return None, "the bounce does not say which message bounced"
+    ref = read_message_id(message_id, domain=mail_domain)
+    if ref is None:
+        return None, f"<{message_id}> is not a message we sent"
     # Locked (PostgreSQL) so a concurrent send-time count on the same row is not lost.
-    subscribers = {
-        s.email: s
-        for s in session.exec(
-            select(Subscriber).where(Subscriber.email.in_(addresses)).with_for_update()  # type: ignore[attr-defined]
-        )
-    }
-    results = []
-    for address in addresses:
-        subscriber = subscribers.get(address)
-        reason = report.reason_for(address)
-        if subscriber is None:
-            results.append((address, "not a subscriber"))
-        elif address in report.permanent and not counts_against_address(reason):
-            results.append((address, f"permanent failure not counted: a policy or mailbox-full reply ({reason})"))
-        elif address in report.permanent:
-            results.append((address, _counted(subscriber, reason=reason, now=now, bounce_limit=bounce_limit)))
-            session.add(subscriber)
-        else:
-            results.append((address, f"temporary failure ({reason})"))
-    session.flush()
-    return results
+    subscriber = session.exec(
+        select(Subscriber)
+        .join(Delivery, Delivery.subscriber_id == Subscriber.id)  # type: ignore[arg-type]
+        .join(Issue, Issue.id == Delivery.issue_id)  # type: ignore[arg-type]
+        .where(Subscriber.uid == ref.uid, Issue.date == ref.day, Issue.edition == ref.edition,
+               Delivery.status.in_((DeliveryStatus.sent, DeliveryStatus.uncertain)))  # type: ignore[attr-defined]
+        .with_for_update(of=Subscriber)  # type: ignore[arg-type]
+    ).first()
+    if subscriber is None:
+        return None, f"no delivery of ours has the id <{message_id}>"
+    return subscriber, ""
 
 
 def clear_bounces(session: Session, *, email: str, now: datetime | None = None) -> bool:
@@ -491,41 +162,3 @@ def mark_permanent_failure(
          "active": SubscriberStatus.active.name, "bounced": SubscriberStatus.bounced.name, "id": subscriber_id},
     ).first()
     return None if row is None else BounceCount(row[0], SubscriberStatus[row[1]])
-
-
-# --- reading mailboxes (I/O) ----------------------------------------------------------------
-
-
-def read_messages(path: Path | None) -> Iterator[bytes]:
-    """The raw messages at ``path``, one at a time.
-
-    None or "-": one message on standard input (as an MTA's pipe transport delivers it). A
-    directory: a Maildir (its ``new/`` and ``cur/``) or else a folder of ``*.eml`` files. A file:
-    an mbox when it starts with a "From " line, otherwise one message. Nothing is moved or
-    deleted: reading the same mailbox again is harmless, since each bounce counts once.
-    """
-    if path is None or str(path) == "-":
-        data = sys.stdin.buffer.read()
-        if data.strip():
-            yield data
-        return
-    if path.is_dir():
-        if (path / "new").is_dir() or (path / "cur").is_dir():
-            files = [f for sub in ("new", "cur") if (path / sub).is_dir() for f in sorted((path / sub).iterdir())]
-        else:
-            files = sorted(f for f in path.iterdir() if f.suffix.lower() == ".eml")
-        for file in files:
-            if file.is_file() and not file.name.startswith("."):
-                yield file.read_bytes()
-        return
-    with path.open("rb") as handle:
-        is_mbox = handle.read(5) == b"From "
-    if not is_mbox:
-        yield path.read_bytes()
-        return
-    box = mailbox.mbox(path, create=False)
-    try:
-        for key in box.iterkeys():
-            yield box.get_bytes(key)
-    finally:
-        box.close()

@@ -410,20 +410,27 @@ def bounces(
         typer.Argument(help="A Maildir, a folder of .eml files, an mbox or one .eml file. "
                        "Nothing or '-': one message on standard input (for an MTA's pipe)."),
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what each bounce says; record nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what each message would do; record nothing.")] = False,
 ) -> None:
-    """Count hard bounces from bounce messages; an address at BOUNCE_LIMIT is marked bounced and no longer mailed."""
+    """Read mail that came back: count hard bounces, and carry out unsubscribe requests sent by mail.
+
+    A bounce counts only when it quotes the Message-ID of a message we sent; it counts against the
+    subscriber that message went to. An address at BOUNCE_LIMIT is marked bounced and no longer
+    mailed. An unsubscribe request is the List-Unsubscribe mailto: message, with its signed token.
+    Each bounce counts once, so reading the same mailbox again is harmless.
+    """
     from collections import Counter
 
-    from pipeline.bounces import parse_bounce, read_messages, record_bounces
+    from pipeline.inbound import handle
+    from pipeline.mailboxes import read_messages
 
-    kinds = ("hard bounce", "marked bounced", "temporary failure", "permanent failure", "not a subscriber",
-             "already recorded")
+    kinds = ("hard bounce", "marked bounced", "temporary failure", "permanent failure", "not counted",
+             "already recorded", "unsubscribed by mail", "unsubscribe request")
 
     if path is not None and str(path) != "-" and not path.exists():
         raise PapermailError(f"{path} does not exist")
     cfg = settings()
-    engine = None if dry_run else jobs.engine(cfg)
+    engine = jobs.engine(cfg)
     tally: Counter[str] = Counter()
     messages = read_messages(path)
     while True:
@@ -434,31 +441,27 @@ def bounces(
         if raw is None:
             break
         tally["messages"] += 1
-        report = parse_bounce(raw)
-        if not report.is_bounce:
-            continue
-        tally["bounces"] += 1
-        if engine is None:
-            lines = [(a, f"permanent failure ({report.reason_for(a)})") for a in sorted(report.permanent)]
-            lines += [(a, f"temporary failure ({report.reason_for(a)})") for a in sorted(report.temporary)]
-        else:
-            # One transaction per bounce: an interrupted run keeps what it recorded, and a rerun skips it.
-            with Session(engine) as session:
-                lines = record_bounces(session, report=report, now=utcnow(), bounce_limit=cfg.bounce_limit)
+        # One transaction per message: an interrupted run keeps what it recorded, and a rerun skips it.
+        with Session(engine) as session:
+            handled = handle(session, raw, secret_key=cfg.secret_key, mail_domain=cfg.mail_domain,
+                             bounce_limit=cfg.bounce_limit, now=utcnow())
+            if dry_run:
+                session.rollback()
+            else:
                 session.commit()
-        for address, what in lines:
+        tally[handled.kind] += 1
+        for address, what in handled.lines:
             out.print(f"{address}: {what}", markup=False, highlight=False)
             tally[next((kind for kind in kinds if what.startswith(kind)), "other")] += 1
     counted = tally["hard bounce"] + tally["marked bounced"]
-    summary = f"{tally['messages']} message(s), {tally['bounces']} bounce(s): "
-    if engine is None:
-        summary += (f"{tally['permanent failure']} permanent and {tally['temporary failure']} temporary "
-                    "failure(s); dry run, nothing recorded")
-    else:
-        summary += (f"{counted} hard bounce(s) counted, {tally['marked bounced']} address(es) marked bounced, "
-                    f"{tally['temporary failure']} temporary failure(s), {tally['not a subscriber']} not subscribed, "
-                    f"{tally['already recorded']} already recorded")
-    out.print(summary, markup=False, highlight=False)
+    out.print(
+        f"{tally['messages']} message(s), {tally['bounce']} bounce(s), {tally['unsubscribe']} unsubscribe request(s): "
+        f"{counted} hard bounce(s) counted, {tally['marked bounced']} address(es) marked bounced, "
+        f"{tally['temporary failure']} temporary failure(s), {tally['not counted']} not counted, "
+        f"{tally['already recorded']} already recorded, {tally['unsubscribed by mail']} unsubscribed"
+        + ("; dry run, nothing recorded" if dry_run else ""),
+        markup=False, highlight=False,
+    )
 
 
 @subscribers_app.command("clear-bounces")

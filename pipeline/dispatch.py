@@ -31,7 +31,8 @@ from typing import NamedTuple
 from sqlalchemy import Connection, Engine, bindparam, text
 from sqlmodel import Session, func, select
 
-from pipeline.bounces import counts_against_address, mark_permanent_failure
+from pipeline.bounce_reports import counts_against_address
+from pipeline.bounces import mark_permanent_failure
 from pipeline.errors import DeliveryError
 from pipeline.message import MessageTemplate, Recipient
 from pipeline.message_ids import make_message_id

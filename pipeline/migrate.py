@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -35,7 +34,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
@@ -46,9 +44,9 @@ SCRIPTS = Path(__file__).parent / "migrations"
 BASELINE = "0001"  # the schema that create_all made before there were migrations
 _PG_LOCK_KEY = 0x7061706572  # "paper": the advisory lock everyone migrating a database takes
 _process_lock = threading.Lock()  # alembic's `context` and `op` are module globals: one run per process
-# Modules besides pipeline.models that define tables: imported before comparing, or a comparison
-# (check, autogenerate) would take their tables for strays to drop. Upgrades do not need them.
-TABLE_MODULES = ("pipeline.models", "pipeline.bounces")
+# The module that defines the tables: imported before comparing, or a comparison (check,
+# autogenerate) would take its tables for strays to drop. Upgrades do not need it.
+TABLE_MODULES = ("pipeline.models",)
 
 
 def register_tables() -> None:
@@ -99,7 +97,7 @@ def current(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine) -> None:
     """Bring the database to the newest revision (a quick no-op when it is there already)."""
-    if _current_waiting(engine) == head():
+    if current(engine) == head():
         return
     with _migrating(engine) as conn:
         if MigrationContext.configure(conn).get_current_revision() is None:
@@ -123,19 +121,6 @@ def check(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts=CONTEXT_OPTIONS)
         return [_describe(diff) for diff in compare_metadata(context, SQLModel.metadata)]
-
-
-def _current_waiting(engine: Engine) -> str | None:
-    """current(), tried again while another connection holds a brand-new SQLite file: the engine's
-    first PRAGMA journal_mode=WAL then fails at once ("database is locked") instead of waiting."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return current(engine)
-        except OperationalError as exc:
-            if engine.dialect.name != "sqlite" or "locked" not in str(exc.orig) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 @contextmanager

@@ -215,3 +215,11 @@ class Resend(SQLModel, table=True):
     requested_by: str = Field(max_length=100)
     requested_at: datetime = _when(default_factory=utcnow)
     deliveries: int = 0  # how many deliveries it queued again
+
+
+class ProcessedBounce(SQLModel, table=True):
+    """A bounce message already counted, by its own Message-ID: the same bounce read twice counts once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=255, unique=True)
+    processed_at: datetime = _when()

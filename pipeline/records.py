@@ -39,7 +39,14 @@ class Skipped:
 class ParseResult:
     papers: list[PaperIn] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    _ids: set[str] = field(default_factory=set, repr=False, compare=False)
 
-    def extend(self, other: ParseResult) -> None:
-        self.papers.extend(other.papers)
-        self.skipped.extend(other.skipped)
+    def add(self, paper: PaperIn, *, ref: str, repeats_are_errors: bool = True) -> None:
+        """Keep ``paper`` unless its id is already kept: the first occurrence wins, and a
+        repeat is skipped as a "duplicate id" (or silently, where repeats are normal)."""
+        if paper.arxiv_id in self._ids:
+            if repeats_are_errors:
+                self.skipped.append(Skipped(ref=ref, reason="duplicate id"))
+            return
+        self._ids.add(paper.arxiv_id)
+        self.papers.append(paper)

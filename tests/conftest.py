@@ -7,8 +7,8 @@ import email
 import email.policy
 import os
 import secrets
-import socket
 import shutil
+import socket
 import subprocess
 import threading
 import time

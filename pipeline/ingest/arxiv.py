@@ -175,7 +175,6 @@ def parse_feed(raw: bytes, *, day: date) -> ParseResult:
     """
     root = _root(raw)
     result = ParseResult()
-    seen: set[str] = set()
     for index, entry in enumerate(root.iterfind("atom:entry", NS)):
         raw_id = clean_text(_text(entry, "atom:id") or "")
         if raw_id.startswith(_ERROR_ID):
@@ -187,13 +186,8 @@ def parse_feed(raw: bytes, *, day: date) -> ParseResult:
         except _Reject as rejected:
             result.skipped.append(Skipped(ref=ref, reason=rejected.reason))
             continue
-        if paper is None:
-            continue
-        if paper.arxiv_id in seen:
-            result.skipped.append(Skipped(ref=ref, reason="duplicate id"))
-            continue
-        seen.add(paper.arxiv_id)
-        result.papers.append(paper)
+        if paper is not None:
+            result.add(paper, ref=ref)
     return result
 
 
@@ -201,12 +195,9 @@ def parse_feeds(raws: Iterable[bytes], *, day: date) -> ParseResult:
     """``parse_feed`` over several category feeds, merged; a paper cross-listed in
     several categories is kept once, silently (that is not an error)."""
     merged = ParseResult()
-    seen: set[str] = set()
     for raw in raws:
         result = parse_feed(raw, day=day)
         merged.skipped.extend(result.skipped)
         for paper in result.papers:
-            if paper.arxiv_id not in seen:
-                seen.add(paper.arxiv_id)
-                merged.papers.append(paper)
+            merged.add(paper, ref=paper.arxiv_id, repeats_are_errors=False)
     return merged

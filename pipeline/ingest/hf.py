@@ -270,7 +270,6 @@ def parse_day(pages: list[bytes] | bytes, *, day: date, source: str = "hf") -> P
     if isinstance(pages, (bytes, bytearray)):
         pages = [bytes(pages)]
     result = ParseResult()
-    seen: set[str] = set()
     index = 0
     for number, raw in enumerate(pages):
         for item in _json_list(raw, f"page {number} of the {day.isoformat()} list"):
@@ -281,9 +280,5 @@ def parse_day(pages: list[bytes] | bytes, *, day: date, source: str = "hf") -> P
             except _Reject as rejected:
                 result.skipped.append(Skipped(ref=ref, reason=rejected.reason))
                 continue
-            if paper.arxiv_id in seen:
-                result.skipped.append(Skipped(ref=ref, reason="duplicate id"))
-                continue
-            seen.add(paper.arxiv_id)
-            result.papers.append(paper)
+            result.add(paper, ref=ref)
     return result

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import redis
-
 from pipeline.pacing import Pacer, rate_items
 
 

@@ -1,4 +1,4 @@
-"""Bounce messages already counted (pipeline.bounces.ProcessedBounce).
+"""Bounce messages already counted (pipeline.models.ProcessedBounce).
 
 Revision ID: 0002
 Revises: 0001

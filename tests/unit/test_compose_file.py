@@ -1,0 +1,68 @@
+"""docker-compose.yml read as data: each service's command, settings and health wiring point at real things.
+
+(The file is not run here; this catches the typo in a setting's name or a queue left out.)
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from pipeline.cli import app as cli_app
+from pipeline.settings import Settings
+from workers.app import app as celery_app
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+OURS = ("web", "worker", "beat", "cli")
+
+
+def test_every_service_is_there_and_restarts():
+    assert set(SERVICES) == {"postgres", "redis", "mailpit", "web", "worker", "beat", "cli"}
+    for name, service in SERVICES.items():
+        expected = "no" if name == "cli" else "unless-stopped"
+        assert service.get("restart") == expected, name
+    assert SERVICES["cli"]["profiles"] == ["cli"]  # a one-off container, never started by `up`
+
+
+@pytest.mark.parametrize("name", ["postgres", "redis", "mailpit", "web", "worker"])
+def test_health_is_checked(name):
+    assert SERVICES[name]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")
+
+
+def test_our_services_wait_for_healthy_dependencies_and_use_real_settings():
+    fields = {name.upper() for name in Settings.model_fields}
+    for name in OURS:
+        service = SERVICES[name]
+        assert service["depends_on"] == {dep: {"condition": "service_healthy"} for dep in ("postgres", "redis",
+                                                                                            "mailpit")}
+        assert set(service["environment"]) <= fields, set(service["environment"]) - fields
+        assert service["environment"]["ENVIRONMENT"] == "production"
+        assert service["environment"]["SECRET_KEY"].startswith("${SECRET_KEY:?")  # no default secret
+
+
+def test_the_worker_listens_on_every_queue_tasks_are_sent_to():
+    command = SERVICES["worker"]["command"]
+    queues = set(command[command.index("-Q") + 1].split(","))
+    routed = {route["queue"] for route in celery_app.conf.task_routes.values()}
+    assert queues == routed | {celery_app.conf.task_default_queue}
+    assert command[:4] == ["celery", "-A", "workers", "worker"] and SERVICES["beat"]["command"][3] == "beat"
+
+
+def test_the_web_command_and_the_cli_entrypoint_exist():
+    command = SERVICES["web"]["command"]
+    assert command[:2] == ["papermail", "serve"]
+    help_text = CliRunner().invoke(cli_app, ["serve", "--help"]).output
+    assert all(option in help_text for option in command[2:] if option.startswith("--"))
+    assert "8000" in shlex.join(SERVICES["web"]["healthcheck"]["test"]) and "/healthz" in str(SERVICES["web"])
+    assert SERVICES["cli"]["entrypoint"] == ["papermail"]
+    assert 'papermail = "pipeline.cli:main"' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_redis_keeps_its_queue_across_restarts():
+    assert "--appendonly" in SERVICES["redis"]["command"] and SERVICES["redis"]["volumes"]
