@@ -24,6 +24,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
+from scale_bench import add_subscribers
 from sqlalchemy import text
 
 from pipeline import jobs, slots
@@ -62,12 +63,7 @@ def prepare(cfg: Settings, subscribers: int) -> Issue:
         conn.execute(text("DELETE FROM delivery"))
         conn.execute(text("DELETE FROM subscriber"))
         conn.execute(text("UPDATE issue SET send_started_at = NULL, status = 'built'"))  # send it afresh
-        conn.execute(
-            text("INSERT INTO subscriber (email, status, uid, created_at, updated_at) "
-                 "VALUES (:email, 'active', :uid, :now, :now)"),
-            [{"email": f"reader{i:06}@example.org", "uid": f"uid{i:06}", "now": dt.datetime(2025, 1, 1)}
-             for i in range(subscribers)],
-        )
+    add_subscribers(engine, subscribers)
     issue, _ = jobs.build(cfg, day=DAY)
     return issue
 

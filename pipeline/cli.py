@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
@@ -25,7 +26,7 @@ from pipeline import jobs, slots
 from pipeline.dispatch import delivery_counts, iter_unsettled
 from pipeline.errors import ConfigError, PapermailError
 from pipeline.issues import find_issue
-from pipeline.models import Edition, ResendScope, Subscriber, SubscriberStatus, utcnow
+from pipeline.models import Edition, IssueStatus, ResendScope, Subscriber, SubscriberStatus, utcnow
 from pipeline.rank import explain_lines
 from pipeline.resend import history as resend_history
 from pipeline.settings import Settings, get_settings
@@ -202,32 +203,36 @@ def _send(cfg: Settings, day: dt.date, edition: Edition) -> None:
     jobs.engine(cfg)  # schema ready before two threads use it
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(lambda: tasks.dispatch.delay(day.isoformat(), edition.value).get())
-        _follow(cfg, day, edition, until=future.done)
+        _follow(cfg, day, edition, until=lambda *_: future.done(), every=0.5)
         future.result()  # re-raises what the send raised
     _print_status(cfg, day, edition)
 
 
-def _follow(cfg: Settings, day: dt.date, edition: Edition, *, until) -> None:  # type: ignore[no-untyped-def]
-    """A progress bar over the delivery ledger, until ``until()`` is true."""
+def _follow(cfg: Settings, day: dt.date, edition: Edition, *,
+            until: Callable[[IssueStatus | None, dict[str, int] | None], bool], every: float) -> None:
+    """A progress bar over the delivery ledger, read every ``every`` seconds until ``until(status, counts)``."""
     engine = jobs.engine(cfg)
     columns = (TextColumn("sending {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as progress:
         bar = progress.add_task(day.isoformat(), total=None)
+        done = False
         while True:
-            finished = until()
             with Session(engine) as session:
-                counts = _counts(session, day, edition)
+                issue = find_issue(session, day, edition)
+                counts = None if issue is None else delivery_counts(session, issue_id=issue.id)  # type: ignore[arg-type]
             if counts:
                 total = sum(counts.values())
-                progress.update(bar, total=total, completed=total - counts["pending"] - counts["sending"] - counts["retry"])
-            if finished:
+                progress.update(bar, total=total, completed=total - _open(counts))
+            if done:
                 break
-            time.sleep(0.2)
+            # One more reading after the end, so the bar shows the final counts.
+            done = until(None if issue is None else issue.status, counts)
+            if not done:
+                time.sleep(every)
 
 
-def _counts(session: Session, day: dt.date, edition: Edition) -> dict[str, int] | None:
-    issue = find_issue(session, day, edition)
-    return None if issue is None else delivery_counts(session, issue_id=issue.id)  # type: ignore[arg-type]
+def _open(counts: dict[str, int]) -> int:
+    return counts["pending"] + counts["sending"] + counts["retry"]
 
 
 @app.command()
@@ -290,11 +295,12 @@ def status(
     cfg = settings()
     day = parse_day(date)
     if watch:
-        def settled() -> bool:
-            info = jobs.progress(cfg, day=day, edition=edition)
-            return info["open"] == 0 or info["issue"].status.value in ("paused", "finished")
+        def settled(state: IssueStatus | None, counts: dict[str, int] | None) -> bool:
+            if state is None or counts is None:
+                raise PapermailError(f"no {edition.value} issue for {day}")
+            return _open(counts) == 0 or state in (IssueStatus.paused, IssueStatus.finished)
 
-        _follow(cfg, day, edition, until=settled)
+        _follow(cfg, day, edition, until=settled, every=1.0)
     _print_status(cfg, day, edition)
 
 

@@ -185,16 +185,33 @@ def open_deliveries(session: Session, *, issue: Issue, now: datetime, default_si
     return created.rowcount  # type: ignore[attr-defined]
 
 
-def plan_batches(session: Session, *, issue_id: int, size: int) -> list[tuple[int, int]]:
-    """Delivery-id ranges ``(after, upto]`` covering the issue's open rows, ``size`` ids each."""
+def plan_batches(session: Session, *, issue_id: int, size: int,
+                 retries_due_by: datetime | None = None) -> list[tuple[int, int]]:
+    """Delivery-id ranges ``(after, upto]`` covering the issue's open rows, ``size`` ids each;
+    with ``retries_due_by``, only the rows waiting for a retry that is due by then."""
+    if retries_due_by is None:
+        which = Delivery.status.in_(OPEN_STATUSES)  # type: ignore[attr-defined]
+    else:
+        which = (Delivery.status == DeliveryStatus.retry) & (Delivery.next_attempt_at <= retries_due_by)  # type: ignore[operator]
     low, high = session.exec(
-        select(func.min(Delivery.id), func.max(Delivery.id)).where(
-            Delivery.issue_id == issue_id, Delivery.status.in_(OPEN_STATUSES)  # type: ignore[attr-defined]
-        )
+        select(func.min(Delivery.id), func.max(Delivery.id)).where(Delivery.issue_id == issue_id, which)
     ).one()
     if low is None:
         return []
     return [(after, min(after + size, high)) for after in range(low - 1, high, size)]
+
+
+def under_way(session: Session, *, issue_id: int, now: datetime, quiet_for: timedelta) -> bool:
+    """Whether some sender is working on the issue: it holds a live claim, or it wrote to the
+    ledger within ``quiet_for``. Its queued batches will reach the pending rows."""
+    live = session.exec(select(Delivery.id).where(
+        Delivery.issue_id == issue_id, Delivery.status == DeliveryStatus.sending,
+        Delivery.lease_until > now,  # type: ignore[operator]
+    ).limit(1)).first()
+    if live is not None:
+        return True
+    latest = session.exec(select(func.max(Delivery.updated_at)).where(Delivery.issue_id == issue_id)).one()
+    return latest is not None and latest.replace(tzinfo=UTC) > now - quiet_for
 
 
 def recover_stale_claims(session: Session, *, issue_id: int, now: datetime) -> tuple[int, int]:
@@ -433,9 +450,11 @@ def _send_claimed(conn: Connection, rows: list[Claimed], *, claim: str, lease: _
     done = 0
     try:
         for row in rows:
-            lease.keep(still_held=len(rows) - done)
             if pacer is not None and subscribers[row.subscriber_id][2] is None:
-                pacer.wait()
+                # A long wait under the hourly limit keeps the lease alive, or another sender would take the rows.
+                held = len(rows) - done
+                pacer.wait(between=lambda held=held: lease.keep(still_held=held))  # type: ignore[misc]
+            lease.keep(still_held=len(rows) - done)
             outcome = _send_one(conn, row, subscribers[row.subscriber_id], claim=claim,
                                 template=templates(row.size), make_recipient=make_recipient, messenger=messenger,
                                 ctx=ctx, now=clock(), result=result)

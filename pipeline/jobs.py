@@ -36,6 +36,7 @@ from pipeline.dispatch import (
     recover_stale_claims,
     resume_issue,
     send_batch,
+    under_way,
 )
 from pipeline.dkim_signing import DkimSigner
 from pipeline.errors import ConfigError, DeliveryError, IngestError, IssueError
@@ -418,26 +419,40 @@ def progress(settings: Settings, *, day: dt.date, edition: Edition = Edition.dai
         recent = session.exec(select(func.count()).select_from(Delivery).where(
             Delivery.issue_id == issue.id, Delivery.sent_at >= now - dt.timedelta(minutes=1))).one()  # type: ignore[operator]
     open_count = counts["pending"] + counts["sending"] + counts["retry"]
-    rate = recent / 60.0
+    # Over the last minute, or over the time since sending started when that is shorter.
+    started = issue.send_started_at.replace(tzinfo=dt.UTC) if issue.send_started_at else now
+    rate = recent / min(60.0, max(1.0, (now - started).total_seconds()))
     eta = dt.timedelta(seconds=round(open_count / rate)) if rate and open_count else None
     return {"issue": issue, "counts": counts, "open": open_count, "rate": rate, "eta": eta}
 
 
 def reconcile(settings: Settings, *, now: dt.datetime | None = None) -> list[tuple[int, list[tuple[int, int]]]]:
     """The periodic sweep: settle abandoned claims, close finished issues, and plan batches for every
-    sending issue that has deliveries due (new, or retries whose time has come). Returns (issue, batches)."""
+    sending issue that has deliveries due. Returns (issue, batches).
+
+    While a send is under way (a live claim, or ledger writes within LEASE_SECONDS) only retries that
+    came due are planned: its own queued batches will reach the pending rows. An issue nobody works
+    on (its tasks were lost with a broker's data, say) gets batches for all its open rows again.
+    """
     now = now or utcnow()
+    quiet = dt.timedelta(seconds=settings.lease_seconds)
     plans = []
     with session_scope(engine(settings)) as session:
         for issue in session.exec(select(Issue).where(Issue.status == IssueStatus.sending)).all():
-            recover_stale_claims(session, issue_id=issue.id, now=now)  # type: ignore[arg-type]
-            due = session.exec(select(Delivery.id).where(
-                Delivery.issue_id == issue.id,
-                (Delivery.status == DeliveryStatus.pending)
-                | ((Delivery.status == DeliveryStatus.retry) & (Delivery.next_attempt_at <= now)),  # type: ignore[operator]
-            ).limit(1)).first()
-            if due is not None:
-                plans.append((issue.id, plan_batches(session, issue_id=issue.id, size=settings.send_batch_size)))
+            issue_id: int = issue.id  # type: ignore[assignment]
+            recover_stale_claims(session, issue_id=issue_id, now=now)
+            busy = under_way(session, issue_id=issue_id, now=now, quiet_for=quiet)
+            batches = plan_batches(session, issue_id=issue_id, size=settings.send_batch_size,
+                                   retries_due_by=now if busy else None)
+            if not busy:  # rows "sending" were just settled, so open rows here are all due or waiting
+                due = session.exec(select(Delivery.id).where(
+                    Delivery.issue_id == issue_id,
+                    (Delivery.status == DeliveryStatus.pending)
+                    | ((Delivery.status == DeliveryStatus.retry) & (Delivery.next_attempt_at <= now)),  # type: ignore[operator]
+                ).limit(1)).first()
+                batches = batches if due is not None else []
+            if batches:
+                plans.append((issue_id, batches))
             else:
-                close_if_done(session, issue_id=issue.id, now=now)  # type: ignore[arg-type]
-    return plans  # type: ignore[return-value]
+                close_if_done(session, issue_id=issue_id, now=now)
+    return plans

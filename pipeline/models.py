@@ -178,6 +178,7 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("issue_id", "subscriber_id"),
         Index("ix_delivery_issue_status", "issue_id", "status"),
+        Index("ix_delivery_issue_sent_at", "issue_id", "sent_at"),  # the send rate in `status`
     )
 
     id: int | None = Field(default=None, primary_key=True)

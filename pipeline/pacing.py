@@ -36,11 +36,14 @@ class Pacer:
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
         self._sleep = sleep
 
-    def wait(self) -> None:
+    def wait(self, between: Callable[[], None] | None = None) -> None:
+        """Block until a slot is free; ``between`` is called after each pause of at most a second."""
         for item in self._items:
             while not self._limiter.hit(item, NAMESPACE):
                 reset_at, _ = self._limiter.get_window_stats(item, NAMESPACE)
-                self._sleep(min(max(reset_at - time.time(), 0.005), 60.0))
+                self._sleep(min(max(reset_at - time.time(), 0.005), 1.0))
+                if between is not None:
+                    between()
 
 
 def pacer_for(*, per_second: float, per_hour: int, storage_uri: str) -> Pacer | None:

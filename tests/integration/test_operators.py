@@ -172,9 +172,13 @@ def test_status_shows_rate_and_time_left(cfg, smtp_server):
     prepare(cfg, n=4)
     issue_id, batches = jobs.start_sending(cfg, day=DAY)
     jobs.send_range(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][0] + 2)
-    info = jobs.progress(cfg, day=DAY)
+    started = issue_row(cfg).send_started_at
+    info = jobs.progress(cfg, day=DAY, now=started + dt.timedelta(seconds=30))
     assert info["open"] == 2 and info["counts"]["sent"] == 2
-    assert info["rate"] == pytest.approx(2 / 60) and info["eta"] == dt.timedelta(seconds=60)
+    # Sending began 30 s ago: the rate is over those 30 s, not over a whole minute.
+    assert info["rate"] == pytest.approx(2 / 30) and info["eta"] == dt.timedelta(seconds=30)
+    later = jobs.progress(cfg, day=DAY, now=started + dt.timedelta(seconds=50))
+    assert later["rate"] == pytest.approx(2 / 50)
 
 
 def test_a_stale_scheduled_run_is_skipped_but_an_operator_run_is_not(make_settings):
@@ -207,6 +211,23 @@ def test_the_reconciler_sends_retries_when_due_and_closes_the_issue(cfg, smtp_se
             jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
     assert received(handler) == emails
     assert jobs.reconcile(cfg) == [] and issue_row(cfg).status == IssueStatus.finished
+
+
+def test_the_reconciler_requeues_pending_rows_only_when_nobody_is_sending_them(cfg, smtp_server):
+    handler, _ = smtp_server
+    emails = prepare(cfg, n=5)
+    issue_id, batches = jobs.start_sending(cfg, day=DAY)  # batches queued, then lost with the broker's data
+    assert jobs.reconcile(cfg) == []  # just started: its own batches are on their way
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=cfg.lease_seconds + 1)
+    assert jobs.reconcile(cfg, now=later) == [(issue_id, batches)]  # nobody touched it for a lease: queue again
+    # A sender working through the list (its ledger writes are recent) is left to it.
+    jobs.send_range(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][0] + 2)
+    assert jobs.reconcile(cfg) == []
+    for _, plan in jobs.reconcile(cfg, now=later + dt.timedelta(seconds=1)):
+        for a, b in plan:
+            jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+    assert received(handler) == emails
+    assert jobs.reconcile(cfg, now=later) == [] and issue_row(cfg).status == IssueStatus.finished
 
 
 @pytest.mark.parametrize(
@@ -243,3 +264,28 @@ def test_status_lists_the_recorded_resends(tmp_path, smtp_server, database_url):
     papermail(tmp_path, "resend", "--date", "2025-03-21", "--to", "a@example.org", "--reason", "lost it", env=env)
     status = papermail(tmp_path, "status", "--date", "2025-03-21", env=env).stdout
     assert "resend #1" in status and "by cli: to, 1 deliveries — lost it" in status
+
+
+@pytest.mark.parametrize("smtp_script", [SMTPScript(delay=0.05)], ids=["slow-smtp"])
+def test_status_watch_follows_a_running_send_until_it_finishes(tmp_path, make_settings, database_url, smtp_server,
+                                                               smtp_script):
+    import threading
+
+    from tests.integration.test_cli import papermail
+
+    handler, url = smtp_server
+    cfg = make_settings(database_url=database_url, smtp_url=url, secret_key="cli-test-secret-0123456789abcdef")
+    emails = prepare(cfg, n=30)
+    issue_id, batches = jobs.start_sending(cfg, day=DAY)
+    sender = threading.Thread(target=lambda: [jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+                                              for a, b in batches], daemon=True)
+    sender.start()
+    watched = papermail(tmp_path, "status", "--watch", "--date", DAY.isoformat(),
+                        env={"DATABASE_URL": database_url, "SMTP_URL": url})
+    sender.join(timeout=60)
+    assert len(handler.messages) == len(emails)  # --watch returned once the last one was recorded
+    assert "30 sent" in watched.stdout and "Traceback" not in watched.stderr
+    jobs.finish(cfg, issue_id=issue_id)
+    missing = papermail(tmp_path, "status", "--watch", "--date", "2024-01-01", env={"DATABASE_URL": database_url},
+                        check=False)
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "2024-01-01" in missing.stderr
