@@ -24,7 +24,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
-from scale_bench import add_subscribers
+from scale_bench import add_subscribers, fresh_database
 from sqlalchemy import text
 
 from pipeline import jobs, slots
@@ -145,7 +145,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscribers", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--postgres", help="also measure the full send on this PostgreSQL URL (its tables are reset)")
+    parser.add_argument("--postgres", help="also measure the full send on PostgreSQL, in a new database made "
+                        "through this URL and dropped afterwards")
     args = parser.parse_args()
 
     sink, port = start_sink()
@@ -173,11 +174,10 @@ def main() -> None:
             print(f"send   send_batch + ledger, SQLite : {median(rates):9,.0f} msg/s median of {args.repeat} "
                   f"({args.subscribers:,} subscribers, min {min(rates):,.0f}, max {max(rates):,.0f})")
         if args.postgres:
-            cfg = settings_for(args.postgres, Path(tempfile.gettempdir()) / "bench-outbox", f"smtp://127.0.0.1:{port}")
-            from sqlmodel import SQLModel
-            SQLModel.metadata.drop_all(jobs.engine(cfg))
-            jobs._ready_engine.cache_clear()
-            rates = [full_send(cfg, args.subscribers) for _ in range(args.repeat)]
+            with tempfile.TemporaryDirectory() as tmp, fresh_database(args.postgres, Path(tmp)) as url:
+                cfg = settings_for(url, Path(tmp) / "outbox", f"smtp://127.0.0.1:{port}")
+                rates = [full_send(cfg, args.subscribers) for _ in range(args.repeat)]
+                jobs.engine(cfg).dispose()
             print(f"send   send_batch + ledger, Postgres: {median(rates):8,.0f} msg/s median of {args.repeat}")
     finally:
         sink.terminate()

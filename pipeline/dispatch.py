@@ -278,7 +278,7 @@ _RECORD_SQL = text(
 
 @contextmanager
 def _fast_commits(conn: Connection) -> Iterator[None]:
-    """On PostgreSQL, don't wait for the WAL flush on each ledger commit.
+    """On PostgreSQL, don't wait for the WAL flush on each ledger commit, and commit each statement by itself.
 
     A dying worker loses nothing this way (its commits are in the server); only a
     crash of the database server itself can lose the last fraction of a second of
@@ -289,6 +289,8 @@ def _fast_commits(conn: Connection) -> Iterator[None]:
         return
     conn.exec_driver_sql("SET synchronous_commit TO OFF")
     conn.commit()
+    # Each ledger statement stands alone (one UPDATE per reply): autocommit saves a COMMIT round trip each.
+    conn.execution_options(isolation_level="AUTOCOMMIT")
     try:
         yield
     finally:
@@ -498,15 +500,17 @@ def _send_one(conn: Connection, row: Claimed, subscriber: tuple[str, str, str | 
         sent = messenger.send(sender=ctx.envelope_from, template=template, recipient=recipient)
         values = _outcome_row(sent, attempts=row.attempts, now=now, ctx=ctx)
         outcome = sent.outcome
-        if outcome == "permanent" and counts_against_address(sent.reply):
-            mark_permanent_failure(conn, subscriber_id=row.subscriber_id, reply=sent.reply, now=now,
-                                   bounce_limit=ctx.bounce_limit)
         if outcome != "sent":
             result.errors.append(f"{email}: {sent.reply}")
     setattr(result, outcome, getattr(result, outcome) + 1)
     # Recorded right after the reply, before the next message: progress is what was sent.
     conn.execute(_RECORD_SQL, {**values, "message_id": message_id, "now": _db_time(now), "id": row.id,
                                "claim": claim})
+    if outcome == "permanent" and counts_against_address(sent.reply):
+        # After the delivery's own record: on PostgreSQL each statement commits by itself, and a crash
+        # between the two can at worst miss one count, never count a bounce twice on a retry.
+        mark_permanent_failure(conn, subscriber_id=row.subscriber_id, reply=sent.reply, now=now,
+                               bounce_limit=ctx.bounce_limit)
     conn.commit()
     return outcome
 
