@@ -102,7 +102,7 @@ def test_workers_killed_mid_batch_leave_each_subscriber_at_most_once(tmp_path, d
 
 
 @pytest.mark.parametrize("smtp_script", [SMTPScript(delay=0.02)], ids=["slow-smtp"])
-def test_the_send_completes_after_a_redis_restart(tmp_path, smtp_server, smtp_script, make_settings):
+def test_the_send_completes_after_a_redis_restart(tmp_path, smtp_server, smtp_script, database_url):
     """A broker of its own, with an append-only file as in production, stopped and started mid-send."""
     server = shutil.which("redis-server")
     assert server, "redis-server is needed (.ci/run installs it)"
@@ -118,7 +118,6 @@ def test_the_send_completes_after_a_redis_restart(tmp_path, smtp_server, smtp_sc
         return proc
 
     broker_url = f"redis://127.0.0.1:{port}/0"
-    database_url = f"sqlite:///{tmp_path / 'papermail.db'}"
     env = base_env(tmp_path, database_url, smtp_url, broker_url)
     emails = [f"reader{i:02}@example.org" for i in range(50)]
     redis_proc = start_redis()
