@@ -427,7 +427,6 @@ def bounces(
     """
     from collections import Counter
 
-    from pipeline.inbound import handle
     from pipeline.mailboxes import read_messages
 
     kinds = ("hard bounce", "marked bounced", "temporary failure", "permanent failure", "not counted",
@@ -436,7 +435,6 @@ def bounces(
     if path is not None and str(path) != "-" and not path.exists():
         raise PapermailError(f"{path} does not exist")
     cfg = settings()
-    engine = jobs.engine(cfg)
     tally: Counter[str] = Counter()
     messages = read_messages(path)
     while True:
@@ -447,14 +445,7 @@ def bounces(
         if raw is None:
             break
         tally["messages"] += 1
-        # One transaction per message: an interrupted run keeps what it recorded, and a rerun skips it.
-        with Session(engine) as session:
-            handled = handle(session, raw, secret_key=cfg.secret_key, mail_domain=cfg.mail_domain,
-                             bounce_limit=cfg.bounce_limit, now=utcnow())
-            if dry_run:
-                session.rollback()
-            else:
-                session.commit()
+        handled = jobs.handle_inbound(cfg, raw, record=not dry_run)
         tally[handled.kind] += 1
         for address, what in handled.lines:
             out.print(f"{address}: {what}", markup=False, highlight=False)

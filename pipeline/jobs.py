@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -22,7 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
-from pipeline import __version__
+from pipeline import __version__, inbound
 from pipeline.db import create_schema, engine_for, session_scope
 from pipeline.dispatch import (
     BatchResult,
@@ -40,9 +41,11 @@ from pipeline.dispatch import (
 )
 from pipeline.dkim_signing import DkimSigner
 from pipeline.errors import ConfigError, DeliveryError, IngestError, IssueError
+from pipeline.inbound import Handled
 from pipeline.ingest import arxiv, files, hf
 from pipeline.ingest.store import store_papers
 from pipeline.issues import RankRequest, as_of_for, build_issue, ensure_variants, find_issue
+from pipeline.mailboxes import take_new
 from pipeline.messengers import open_messenger
 from pipeline.models import (
     Delivery,
@@ -384,6 +387,31 @@ def housekeeping(settings: Settings, *, now: dt.datetime | None = None) -> int:
     """Daily upkeep: forget addresses that never confirmed. Returns how many."""
     with session_scope(engine(settings)) as session:
         return expire_pending(session, now=now or utcnow(), max_age=dt.timedelta(days=settings.pending_expiry_days))
+
+
+def handle_inbound(settings: Settings, raw: bytes, *, record: bool = True) -> Handled:
+    """One incoming message (a bounce, a mailed unsubscribe request, or other mail), in a transaction
+    of its own: a run that stops half-way keeps what it recorded. ``record=False`` is a dry run."""
+    with Session(engine(settings)) as session:
+        handled = inbound.handle(session, raw, secret_key=settings.secret_key, mail_domain=settings.mail_domain,
+                                 bounce_limit=settings.bounce_limit, now=utcnow())
+        if record:
+            session.commit()
+        else:
+            session.rollback()
+    return handled
+
+
+def read_inbound(settings: Settings) -> Counter[str]:
+    """Handle the new messages of INBOUND_MAILDIR and file each in ``cur/`` once recorded.
+    Returns how many of each kind ("bounce", "unsubscribe", "other")."""
+    kinds: Counter[str] = Counter()
+    if settings.inbound_maildir is None:
+        return kinds
+    for raw, file_away in take_new(settings.inbound_maildir):
+        kinds[handle_inbound(settings, raw).kind] += 1
+        file_away()
+    return kinds
 
 
 # --- operators --------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import mailbox
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -41,3 +42,19 @@ def read_messages(path: Path | None) -> Iterator[bytes]:
             yield box.get_bytes(key)
     finally:
         box.close()
+
+
+def take_new(maildir: Path) -> Iterator[tuple[bytes, Callable[[], None]]]:
+    """Each message in the Maildir's ``new/``, with a function that files it in ``cur/`` as seen.
+
+    The caller files a message once it has recorded what it says, so a run that stops half-way
+    leaves the rest in ``new/`` for the next one (and a message read twice counts once anyway).
+    """
+    new, cur = maildir / "new", maildir / "cur"
+    if not new.is_dir() or not cur.is_dir():
+        raise FileNotFoundError(f"{maildir} is not a Maildir (it needs new/ and cur/)")
+    for path in sorted(new.iterdir()):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        info = "" if ":" in path.name else ":2,S"  # Maildir's "seen" flag (cr.yp.to/proto/maildir.html)
+        yield path.read_bytes(), lambda path=path, info=info: os.replace(path, cur / (path.name + info))

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     send_rate_per_hour: int = Field(0, ge=0, description="messages per hour across all workers; 0 = no limit")
     stale_after_hours: float = Field(12, gt=0, description="a scheduled run this late is skipped, not sent")
     admin_token: str | None = Field(None, description="bearer token for the admin API; unset disables it")
+    inbound_maildir: Path | None = Field(
+        None, description="a Maildir receiving bounces and unsubscribe@ mail; beat reads its new messages")
+    inbound_every_seconds: int = Field(300, ge=10, description="how often beat reads INBOUND_MAILDIR")
 
     # Subscriptions (the web pages).
     pending_expiry_days: int = Field(7, ge=1, description="unconfirmed addresses are forgotten after this")

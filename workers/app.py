@@ -46,6 +46,10 @@ def make_app(settings: Settings) -> Celery:
             "reconcile": {"task": "papermail.reconcile", "schedule": 300.0, "options": {"expires": 280}},
         },
     )
+    if settings.inbound_maildir is not None:
+        every = float(settings.inbound_every_seconds)
+        app.conf.beat_schedule["inbound"] = {"task": "papermail.inbound", "schedule": every,
+                                             "options": {"expires": every * 0.9}}
     return app
 
 

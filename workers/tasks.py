@@ -107,6 +107,12 @@ def housekeeping() -> int:
     return jobs.housekeeping(get_settings())
 
 
+@app.task(name="papermail.inbound")
+def inbound() -> dict:
+    """Every few minutes, when INBOUND_MAILDIR is set: count bounces, carry out mailed unsubscribes."""
+    return dict(jobs.read_inbound(get_settings()))
+
+
 @app.task(name="papermail.reconcile")
 def reconcile() -> int:
     """Every few minutes: recover abandoned claims, send retries that are due, close finished issues."""

@@ -128,3 +128,36 @@ def test_other_mail_is_left_alone(cfg, raw):
                                 "0 address(es) marked bounced, 0 temporary failure(s), 0 not counted, "
                                 "0 already recorded, 0 unsubscribed"]
     assert status_of(cfg, "reader000@example.org") == SubscriberStatus.active
+
+
+def test_beat_reads_the_inbound_maildir_once_per_message(cfg, make_settings, tmp_path):
+    from tests.integration.test_bounces import returned
+
+    readers = prepare(cfg, n=2)
+    send_all(cfg)
+    maildir = tmp_path / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    inbound_cfg = make_settings(database_url=cfg.database_url, secret_key=SECRET, inbound_maildir=maildir)
+    bounced = digest_to(cfg, readers[1])["Message-ID"].strip("<>")
+    (maildir / "new" / "1.M1P1.mx").write_bytes(request_from(digest_to(cfg, readers[0]), readers[0]))
+    (maildir / "new" / "2.M2P1.mx").write_bytes(returned(readers[1], bounced))
+    (maildir / "new" / "3.M3P1.mx").write_bytes(b"From: a@example.org\r\nSubject: thanks\r\n\r\nnice\r\n")
+    (maildir / "tmp" / "4.M4P1.mx").write_bytes(b"still being delivered")
+
+    assert jobs.read_inbound(inbound_cfg) == {"unsubscribe": 1, "bounce": 1, "other": 1}
+    assert status_of(cfg, readers[0]) == SubscriberStatus.unsubscribed
+    with Session(jobs.engine(cfg)) as session:
+        assert session.exec(select(Subscriber.hard_bounces).where(Subscriber.email == readers[1])).one() == 1
+    assert sorted(p.name for p in (maildir / "cur").iterdir()) == ["1.M1P1.mx:2,S", "2.M2P1.mx:2,S", "3.M3P1.mx:2,S"]
+    assert not any((maildir / "new").iterdir()) and (maildir / "tmp" / "4.M4P1.mx").exists()
+    assert jobs.read_inbound(inbound_cfg) == {}  # nothing new: nothing read again
+    assert jobs.read_inbound(cfg) == {}  # no INBOUND_MAILDIR: nothing to do
+
+
+def test_the_inbound_schedule_exists_only_with_a_maildir(make_settings, tmp_path):
+    from workers.app import make_app
+
+    assert "inbound" not in make_app(make_settings()).conf.beat_schedule
+    entry = make_app(make_settings(inbound_maildir=tmp_path, inbound_every_seconds=60)).conf.beat_schedule["inbound"]
+    assert entry["task"] == "papermail.inbound" and entry["schedule"] == 60.0
