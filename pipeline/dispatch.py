@@ -448,7 +448,7 @@ def _send_claimed(conn: Connection, rows: list[Claimed], *, claim: str, lease: _
                   templates: TemplateCache, make_recipient: RecipientFactory, messenger: Messenger,
                   ctx: SendContext, clock: Callable[[], datetime], result: BatchResult,
                   pacer: Pacer | None = None) -> None:
-    subscribers = _subscribers(conn, [row[1] for row in rows])
+    subscribers = _subscribers(conn, [row.subscriber_id for row in rows])
     done = 0
     try:
         for row in rows:
