@@ -418,12 +418,13 @@ def bounces(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what each message would do; record nothing.")] = False,
 ) -> None:
-    """Read mail that came back: count hard bounces, and carry out unsubscribe requests sent by mail.
+    """Read mail that came back: count hard bounces, carry out mailed unsubscribes.
 
-    A bounce counts only when it quotes the Message-ID of a message we sent; it counts against the
-    subscriber that message went to. An address at BOUNCE_LIMIT is marked bounced and no longer
-    mailed. An unsubscribe request is the List-Unsubscribe mailto: message, with its signed token.
-    Each bounce counts once, so reading the same mailbox again is harmless.
+    A bounce counts only if it quotes the Message-ID of a message we sent,
+    and then against the subscriber that message went to.
+    An address at BOUNCE_LIMIT is marked bounced and no longer mailed.
+    An unsubscribe request (the List-Unsubscribe mailto:) needs its signed token.
+    Each bounce counts once: reading a mailbox again is harmless.
     """
     from collections import Counter
 
