@@ -14,6 +14,7 @@ import pytest
 
 from pipeline import slots
 from pipeline.errors import RenderError
+from pipeline.models import MAX_DIGEST_SIZE
 from pipeline.render import (
     SUBJECT_LIMIT,
     SUMMARY_LIMIT,
@@ -260,8 +261,9 @@ def test_css_is_inlined_and_lean(ten):
     assert "fonts.googleapis" not in ten.html
 
 
-@pytest.mark.parametrize(("n", "budget_kb"), [(10, 60), (20, 100)])
+@pytest.mark.parametrize(("n", "budget_kb"), [(10, 60), (20, 100), (MAX_DIGEST_SIZE, 100)])
 def test_size_stays_under_gmail_clip(n, budget_kb):
+    """Also at the largest size a subscriber can choose."""
     issue = render_digest(sample_items(n), ctx=CTX)
     size = len(issue.html.encode("utf-8"))
     assert size < budget_kb * 1024 < GMAIL_CLIP + 1, f"{n} papers: {size / 1024:.1f} KB"
