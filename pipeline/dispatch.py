@@ -185,14 +185,19 @@ def open_deliveries(session: Session, *, issue: Issue, now: datetime, default_si
     return created.rowcount  # type: ignore[attr-defined]
 
 
-def plan_batches(session: Session, *, issue_id: int, size: int,
-                 retries_due_by: datetime | None = None) -> list[tuple[int, int]]:
-    """Delivery-id ranges ``(after, upto]`` covering the issue's open rows, ``size`` ids each;
-    with ``retries_due_by``, only the rows waiting for a retry that is due by then."""
-    if retries_due_by is None:
+def plan_batches(session: Session, *, issue_id: int, size: int, due_by: datetime | None = None,
+                 pending: bool = True) -> list[tuple[int, int]]:
+    """Delivery-id ranges ``(after, upto]`` covering the issue's open rows, ``size`` ids each.
+
+    With ``due_by``, only the rows a batch would send by then: retries due by then, and pending
+    rows unless ``pending`` is false.
+    """
+    if due_by is None:
         which = Delivery.status.in_(OPEN_STATUSES)  # type: ignore[attr-defined]
     else:
-        which = (Delivery.status == DeliveryStatus.retry) & (Delivery.next_attempt_at <= retries_due_by)  # type: ignore[operator]
+        which = (Delivery.status == DeliveryStatus.retry) & (Delivery.next_attempt_at <= due_by)  # type: ignore[operator]
+        if pending:
+            which = which | (Delivery.status == DeliveryStatus.pending)
     low, high = session.exec(
         select(func.min(Delivery.id), func.max(Delivery.id)).where(Delivery.issue_id == issue_id, which)
     ).one()

@@ -49,7 +49,6 @@ from pipeline.mailboxes import take_new
 from pipeline.messengers import open_messenger
 from pipeline.models import (
     Delivery,
-    DeliveryStatus,
     Edition,
     Frequency,
     Issue,
@@ -470,15 +469,8 @@ def reconcile(settings: Settings, *, now: dt.datetime | None = None) -> list[tup
             issue_id: int = issue.id  # type: ignore[assignment]
             recover_stale_claims(session, issue_id=issue_id, now=now)
             busy = under_way(session, issue_id=issue_id, now=now, quiet_for=quiet)
-            batches = plan_batches(session, issue_id=issue_id, size=settings.send_batch_size,
-                                   retries_due_by=now if busy else None)
-            if not busy:  # rows "sending" were just settled, so open rows here are all due or waiting
-                due = session.exec(select(Delivery.id).where(
-                    Delivery.issue_id == issue_id,
-                    (Delivery.status == DeliveryStatus.pending)
-                    | ((Delivery.status == DeliveryStatus.retry) & (Delivery.next_attempt_at <= now)),  # type: ignore[operator]
-                ).limit(1)).first()
-                batches = batches if due is not None else []
+            batches = plan_batches(session, issue_id=issue_id, size=settings.send_batch_size, due_by=now,
+                                   pending=not busy)
             if batches:
                 plans.append((issue_id, batches))
             else:

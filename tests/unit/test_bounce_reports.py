@@ -169,3 +169,10 @@ def test_a_single_eml_a_folder_of_eml_files_and_a_maildir(tmp_path):
     (maildir / "cur" / "1742540463.M2P3.mail:2,S").write_bytes(sample(GMAIL))
     (maildir / "tmp" / "1742540500.M3P4.mail").write_bytes(sample(EXIM))  # still being written: not read
     assert list(read_messages(maildir)) == [sample(POSTFIX), sample(GMAIL)]
+
+
+def test_taking_new_messages_needs_a_maildir(tmp_path):
+    from pipeline.mailboxes import take_new
+
+    with pytest.raises(FileNotFoundError, match="is not a Maildir"):
+        list(take_new(tmp_path))
