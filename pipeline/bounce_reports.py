@@ -24,6 +24,7 @@ from typing import NamedTuple
 from flufl.bounce import all_failures
 
 from pipeline.errors import SubscriberError
+from pipeline.mail_parser import TooDeeplyNested, parse_message
 from pipeline.subscribers import normalize_email
 
 log = logging.getLogger(__name__)
@@ -93,10 +94,16 @@ _STATUS_WORDS = {
 
 
 def parse_bounce(raw: bytes) -> BounceReport:
-    """Read one bounce message. Anything that is not a bounce (or not mail at all) gives an empty report."""
+    """Read one bounce message. Anything that is not a bounce (or not mail at all) gives an empty report.
+
+    A message nested too deeply to read raises :class:`~pipeline.mail_parser.TooDeeplyNested`, so
+    that the caller can say why it was not counted.
+    """
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        msg = parse_message(raw, policy=email.policy.compat32)
         return _report(msg, raw)
+    except TooDeeplyNested:
+        raise
     except Exception:  # noqa: BLE001  one unreadable message must not stop a mailbox being processed
         log.warning("unreadable message treated as not a bounce", exc_info=True)
         return EMPTY
@@ -260,13 +267,22 @@ def _notification_text(msg: Message) -> str:
             continue
         data = part.get_payload(decode=True)
         if isinstance(data, bytes):
-            chunks.append(data.decode(part.get_content_charset() or "utf-8", "replace"))
+            chunks.append(_decoded(data, part.get_content_charset()))
     lines = []
     for line in "\n".join(chunks).splitlines():
         if _QUOTE_START.match(line):
             break
         lines.append(line)
     return "\n".join(lines)
+
+
+def _decoded(data: bytes, charset: str | None) -> str:
+    """A text part's bytes as text. The charset is the sender's to name: an unknown one, or a codec that is
+    no text encoding ("zlib") or cannot replace bad bytes ("idna"), reads as UTF-8 rather than failing the report."""
+    try:
+        return data.decode(charset or "utf-8", "replace")
+    except (LookupError, UnicodeError):
+        return data.decode("utf-8", "replace")
 
 
 def _text_reason(notification: str, address: str, permanent: bool) -> str:

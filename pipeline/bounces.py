@@ -16,12 +16,15 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from sqlalchemy import Connection, text
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
 from pipeline.bounce_reports import REASON_LENGTH, BounceReport, counts_against_address
 from pipeline.message_ids import read_message_id
-from pipeline.models import Delivery, DeliveryStatus, Issue, Subscriber, SubscriberStatus, utcnow
+from pipeline.models import Delivery, DeliveryStatus, Issue, Subscriber, SubscriberStatus, SuppressionReason, utcnow
 from pipeline.subscribers import normalize_email
+from pipeline.suppression import lift, suppress
+from pipeline.text import clean_text
 
 
 def _db_time(moment: datetime) -> datetime:
@@ -44,10 +47,13 @@ def _counted(subscriber: Subscriber, *, reason: str, now: datetime, bounce_limit
     """Count one hard bounce on a loaded subscriber; what happened, in words."""
     subscriber.hard_bounces += 1
     subscriber.last_bounce_at = subscriber.updated_at = now
-    subscriber.last_bounce_reason = reason[:REASON_LENGTH]
+    subscriber.last_bounce_reason = clean_text(reason)[:REASON_LENGTH]  # a forged bounce's escapes stay out
     count = f"{subscriber.hard_bounces}/{bounce_limit}"
     if subscriber.status == SubscriberStatus.active and subscriber.hard_bounces >= bounce_limit:
         subscriber.status = SubscriberStatus.bounced
+        session = object_session(subscriber)
+        if session is not None:
+            suppress(session, address=subscriber.email, reason=SuppressionReason.bounced, now=now)
         return f"marked bounced ({count} hard bounces: {reason})"
     if subscriber.status == SubscriberStatus.active:
         return f"hard bounce {count} ({reason})"
@@ -129,6 +135,9 @@ def clear_bounces(session: Session, *, email: str, now: datetime | None = None) 
     subscriber.hard_bounces = 0
     if subscriber.status == SubscriberStatus.bounced:
         subscriber.status = SubscriberStatus.active
+    # Lifts a bounce's suppression only: an unsubscribe or an erasure is the person's to undo.
+    lift(session, address=address, now=now or utcnow(), by="operator clear-bounces", note="bounces cleared",
+         only=SuppressionReason.bounced)
     subscriber.updated_at = now or utcnow()
     session.add(subscriber)
     session.flush()
@@ -144,7 +153,7 @@ _MARK_SQL = text(
     "UPDATE subscriber SET hard_bounces = hard_bounces + 1, last_bounce_at = :now, last_bounce_reason = :reason, "
     "updated_at = :now, "
     "status = CASE WHEN hard_bounces + 1 >= :limit AND status = :active THEN :bounced ELSE status END "
-    "WHERE id = :id RETURNING hard_bounces, status"
+    "WHERE id = :id RETURNING hard_bounces, status, email"
 )
 
 
@@ -158,7 +167,11 @@ def mark_permanent_failure(
     """
     row = session.execute(
         _MARK_SQL,
-        {"now": _db_time(now), "reason": " ".join(reply.split())[:REASON_LENGTH], "limit": bounce_limit,
+        {"now": _db_time(now), "reason": clean_text(reply)[:REASON_LENGTH], "limit": bounce_limit,
          "active": SubscriberStatus.active.name, "bounced": SubscriberStatus.bounced.name, "id": subscriber_id},
     ).first()
-    return None if row is None else BounceCount(row[0], SubscriberStatus[row[1]])
+    if row is None:
+        return None
+    if row[1] == SubscriberStatus.bounced.name:  # reached the limit now or before: idempotent either way
+        suppress(session, address=row[2], reason=SuppressionReason.bounced, now=now)
+    return BounceCount(row[0], SubscriberStatus[row[1]])

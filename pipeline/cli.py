@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -32,13 +33,16 @@ from pipeline.resend import history as resend_history
 from pipeline.settings import Settings, get_settings
 from pipeline.subscribers import (
     EXPORT_FIELDS,
+    Suppressed,
     add_subscriber,
     export_rows,
     import_rows,
     list_subscribers,
     read_csv_emails,
     remove_subscribers,
+    store_address,
 )
+from pipeline.text import terminal_text
 
 app = typer.Typer(
     help="papermail: a daily email of the machine-learning papers that are trending.\n\n"
@@ -50,8 +54,43 @@ app = typer.Typer(
 subscribers_app = typer.Typer(help="Add, import and list subscribers.", no_args_is_help=True)
 app.add_typer(subscribers_app, name="subscribers")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+
+class TerminalConsole(Console):
+    """A console for lines that carry text from outside: addresses, bounce reports, SMTP replies,
+    paper titles and subjects, file names, error messages quoting any of them.
+
+    Every string printed goes through :func:`~pipeline.text.terminal_text` first, so a forged
+    bounce cannot send ``ESC ]0;...`` or ``ESC [2J`` to the operator's terminal, nor start a
+    line of its own; and none is read as Rich markup or emoji codes ("[link=...]", ":x:").
+    One line per call.
+    """
+
+    def print(self, *objects: Any, markup: bool | None = False, highlight: bool | None = False,
+              emoji: bool | None = False, **options: Any) -> None:
+        safe = [terminal_text(o) if isinstance(o, str) else o for o in objects]
+        super().print(*safe, markup=markup, highlight=highlight, emoji=emoji, **options)
+
+
+out = TerminalConsole(soft_wrap=True)
+err = TerminalConsole(stderr=True, soft_wrap=True)
+
+
+class TerminalLogHandler(logging.Handler):
+    """Log records as one line each on ``err``, a traceback summed up by its exception.
+
+    Without a handler, logging's last resort writes a warning's whole traceback to the
+    terminal, with whatever text from outside its exception quotes (a bounce's made-up
+    charset, say), escapes included.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = f"{record.levelname.lower()}: {record.getMessage()}"
+            if record.exc_info and record.exc_info[1] is not None:
+                line += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+            err.print(line)
+        except Exception:  # noqa: BLE001  logging must never stop the command
+            self.handleError(record)
 
 DEMO_SUBSCRIBERS = ("ada@example.org", "grace@example.org", "alan@example.org")
 
@@ -488,6 +527,22 @@ def subscribers_clear_bounces(
 
 
 @app.command()
+def housekeeping() -> None:
+    """Forget addresses that never confirmed within PENDING_EXPIRY_DAYS (beat runs this daily on workers).
+
+    Only addresses never confirmed and never mailed are deleted; a pending address with a history
+    goes back to unsubscribed. A row that cannot be handled is reported and the others go on.
+    """
+    expiry = jobs.housekeeping(settings())
+    out.print(f"forgot {expiry.forgotten} unconfirmed address(es), marked {expiry.marked} former subscriber(s) "
+              f"unsubscribed, {len(expiry.failed)} failed")
+    for problem in expiry.failed:
+        err.print(f"  {problem}")
+    if expiry.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -503,32 +558,79 @@ def serve(
                 forwarded_allow_ips="*" if cfg.trust_proxy_headers else None, log_level="info")
 
 
+ForceConsentOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--force-consent", metavar="RECORD",
+        help="Make addresses active even if they unsubscribed or were erased, because you hold their consent: "
+        "RECORD says where it is (e.g. 'signed form 2026-11-30'). Recorded with each address and logged. "
+        "Bounced addresses stay bounced.",
+    ),
+]
+
+
 @subscribers_app.command("add")
 def subscribers_add(
     emails: Annotated[list[str], typer.Argument(help="One or more addresses.")],
     pending: Annotated[bool, typer.Option("--pending", help="Store as awaiting confirmation instead of confirmed.")] = False,
+    force_consent: ForceConsentOpt = None,
 ) -> None:
-    """Add subscribers (confirmed unless --pending). An unsubscribed address is never re-added."""
+    """Add subscribers (confirmed unless --pending).
+
+    An address that unsubscribed, bounced or was erased is never made active again by this
+    command (only by its owner confirming a new subscription), unless --force-consent says
+    where the consent to mail it is recorded.
+    """
+    refused, record = 0, _consent_record(force_consent, pending)
     with Session(jobs.engine(settings())) as session:
         for email in emails:
-            sub, created = add_subscriber(session, email=email, confirmed=not pending)
-            note = "added" if created else f"already known ({sub.status.value})"
+            try:
+                sub, outcome = store_address(session, email=email, confirmed=not pending, force_consent=record)
+            except Suppressed as exc:
+                refused += 1
+                err.print(f"{email}: not added: {exc}", markup=False, highlight=False)
+                continue
+            note = {"added": "added", "forced": f"active again (consent: {force_consent})"}.get(
+                outcome, f"already known ({sub.status.value})")
             out.print(f"{sub.email}: {note}", markup=False, highlight=False)
         session.commit()
+    if refused:
+        raise typer.Exit(1)
+
+
+def _consent_record(force_consent: str | None, pending: bool) -> str | None:
+    if force_consent is None:
+        return None
+    if pending:
+        raise typer.BadParameter("--force-consent makes addresses active; it cannot go with --pending")
+    if not force_consent.strip():
+        raise typer.BadParameter("say where the consent is recorded", param_hint="--force-consent")
+    return force_consent.strip()
 
 
 @subscribers_app.command("import")
 def subscribers_import(
     csv_file: Annotated[Path, typer.Argument(help="A CSV with an 'email' column, or addresses in the first column.")],
     pending: Annotated[bool, typer.Option("--pending", help="Import as awaiting confirmation.")] = False,
+    force_consent: ForceConsentOpt = None,
 ) -> None:
-    """Import addresses from a CSV file; invalid rows are reported, unsubscribed addresses left alone."""
+    """Import addresses from a CSV file; invalid rows are reported.
+
+    Addresses that unsubscribed, bounced or were erased are counted and left alone (none of
+    them is mailed, not even a confirmation), unless --force-consent says where the consent
+    to mail them is recorded. The whole file is read and checked before anything is stored.
+    """
     cfg = settings()
+    record = _consent_record(force_consent, pending)
+    rows = read_csv_emails(csv_file)
     with Session(jobs.engine(cfg)) as session:
-        report = import_rows(session, rows=read_csv_emails(csv_file), confirmed=not pending)
+        report = import_rows(session, rows=rows, confirmed=not pending, force_consent=record)
         session.commit()
     out.print(f"added {report.added}, already subscribed {report.already}, "
-              f"left unsubscribed/bounced {report.kept_unsubscribed}, invalid {len(report.invalid)}")
+              f"left unsubscribed/bounced/erased {report.kept_unsubscribed}, invalid {len(report.invalid)}"
+              + (f", made active again on your consent record {len(report.forced)}" if record else ""))
+    for address in report.forced:
+        err.print(f"  {address}: active again (consent: {record})", markup=False, highlight=False)
     for problem in report.invalid:
         err.print(f"  {problem}", markup=False, highlight=False)
     if report.to_confirm:
@@ -585,11 +687,13 @@ def subscribers_list(
     with Session(jobs.engine(settings())) as session:
         subs = list_subscribers(session, status=status_filter)
     for sub in subs:
-        typer.echo(f"{sub.email}\t{sub.status.value}\t{sub.created_at:%Y-%m-%d}")  # tab-separated for scripts
+        typer.echo(f"{terminal_text(sub.email)}\t{sub.status.value}\t{sub.created_at:%Y-%m-%d}")  # tab-separated for scripts
     err.print(f"{len(subs)} subscriber(s)")
 
 
 def main() -> None:
+    if not logging.getLogger().handlers:  # unless logging was set up by whoever runs us
+        logging.getLogger().addHandler(TerminalLogHandler(logging.WARNING))
     try:
         app()
     except PapermailError as exc:

@@ -49,6 +49,7 @@ from pipeline.models import (
     utcnow,
 )
 from pipeline.pacing import Pacer
+from pipeline.subscribers import UnsendableAddress, sendable_address
 from pipeline.tokens import Purpose, Signer
 
 OPEN_STATUSES = (DeliveryStatus.pending, DeliveryStatus.sending, DeliveryStatus.retry)
@@ -141,10 +142,11 @@ class RecipientFactory:
         self._preferences = Signer(ctx.secret_key, Purpose.preferences)
 
     def __call__(self, email: str, uid: str, resend_id: int | None = None) -> Recipient:
+        """UnsendableAddress for an address that cannot be written into a message."""
         ctx = self._ctx
         unsub = self._unsubscribe.sign(uid)
         return Recipient(
-            address=email,
+            address=sendable_address(email),
             message_id=make_message_id(day=self._day, edition=self._edition, uid=uid, resend_id=resend_id,
                                        domain=ctx.mail_domain),
             unsubscribe_url=f"{ctx.base_url}/u/{unsub}",
@@ -500,9 +502,14 @@ def _send_one(conn: Connection, row: Claimed, subscriber: tuple[str, str, str | 
                                      "error": skip_reason, "sent_at": None, "next_at": None}
         outcome = "skipped"
     else:
-        recipient = make_recipient(email, uid, row.resend_id)
-        message_id = recipient.message_id
-        sent = messenger.send(sender=ctx.envelope_from, template=template, recipient=recipient)
+        try:
+            recipient = make_recipient(email, uid, row.resend_id)
+        except UnsendableAddress as exc:
+            # This one address, not the batch: nothing was sent, and it is no bounce either.
+            sent = SendResult("permanent", None, f"not sent: {exc}"[:1000])
+        else:
+            message_id = recipient.message_id
+            sent = messenger.send(sender=ctx.envelope_from, template=template, recipient=recipient)
         values = _outcome_row(sent, attempts=row.attempts, now=now, ctx=ctx)
         outcome = sent.outcome
         if outcome != "sent":
@@ -511,7 +518,7 @@ def _send_one(conn: Connection, row: Claimed, subscriber: tuple[str, str, str | 
     # Recorded right after the reply, before the next message: progress is what was sent.
     conn.execute(_RECORD_SQL, {**values, "message_id": message_id, "now": _db_time(now), "id": row.id,
                                "claim": claim})
-    if outcome == "permanent" and counts_against_address(sent.reply):
+    if outcome == "permanent" and sent.code is not None and counts_against_address(sent.reply):
         # After the delivery's own record: on PostgreSQL each statement commits by itself, and a crash
         # between the two can at worst miss one count, never count a bounce twice on a retry.
         mark_permanent_failure(conn, subscriber_id=row.subscriber_id, reply=sent.reply, now=now,

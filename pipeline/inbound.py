@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from pipeline.bounce_reports import parse_bounce
 from pipeline.bounces import record_bounces
+from pipeline.mail_parser import TooDeeplyNested, parse_message
 from pipeline.models import SubscriberStatus
 from pipeline.subscriptions import find, unsubscribe
 from pipeline.tokens import Purpose, Signer
@@ -41,7 +42,7 @@ class Handled:
 def unsubscribe_token(raw: bytes) -> str | None:
     """The token of an unsubscribe request: from the subject, or else the first lines of the text."""
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        msg = parse_message(raw, policy=email.policy.default)
         found = _REQUEST.search(str(msg.get("Subject", "")))
         if found is None:
             body = msg.get_body(preferencelist=("plain",))
@@ -55,7 +56,11 @@ def unsubscribe_token(raw: bytes) -> str | None:
 def handle(session: Session, raw: bytes, *, secret_key: str, mail_domain: str, bounce_limit: int,
            now: datetime) -> Handled:
     """Record what one incoming message says. The caller commits (or rolls back, for a dry run)."""
-    report = parse_bounce(raw)
+    try:
+        report = parse_bounce(raw)
+    except TooDeeplyNested as exc:
+        # Nothing can be read out of it, bounce or request; one line says so and the mailbox goes on.
+        return Handled("other", [(_sender(raw), f"not counted: {exc}")])
     if report.is_bounce:
         return Handled("bounce", record_bounces(session, report=report, now=now, bounce_limit=bounce_limit,
                                                 mail_domain=mail_domain))

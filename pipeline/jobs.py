@@ -9,6 +9,7 @@ redelivered simply runs its step again.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -66,8 +67,11 @@ from pipeline.render import DigestContext, render_confirmation
 from pipeline.resend import ResendPlan, plan_resend
 from pipeline.resend import resend as resend_issue
 from pipeline.settings import Settings
-from pipeline.subscriptions import expire_pending
+from pipeline.subscribers import UnsendableAddress, sendable_address
+from pipeline.subscriptions import Expiry, awaiting_confirmation, expire_pending
 from pipeline.tokens import Purpose, Signer
+
+log = logging.getLogger(__name__)
 
 SAMPLE = "sample"
 
@@ -367,9 +371,14 @@ def send_confirmation(settings: Settings, *, subscriber_id: int) -> str | None:
     """Mail the double opt-in link to a pending subscriber. Returns the server's reply, or None if not due."""
     with Session(engine(settings)) as session:
         subscriber = session.get(Subscriber, subscriber_id)
-        if subscriber is None or subscriber.status != SubscriberStatus.pending:
+        if subscriber is None or not awaiting_confirmation(subscriber):
             return None  # confirmed, unsubscribed or forgotten since it was queued
-        email, uid = subscriber.email, subscriber.uid
+        uid = subscriber.uid
+        try:
+            email = sendable_address(subscriber.email)
+        except UnsendableAddress as exc:  # stored by an earlier version; a new one is refused at the form
+            log.warning("no confirmation sent to subscriber %s: %s", subscriber_id, exc)
+            return None
     messenger = open_messenger(smtp_url=settings.smtp_url, outbox=settings.outbox_dir, folder="confirmations",
                                timeout=settings.smtp_timeout, dkim=dkim_signer(settings))
     try:
@@ -382,8 +391,8 @@ def send_confirmation(settings: Settings, *, subscriber_id: int) -> str | None:
     return result.reply
 
 
-def housekeeping(settings: Settings, *, now: dt.datetime | None = None) -> int:
-    """Daily upkeep: forget addresses that never confirmed. Returns how many."""
+def housekeeping(settings: Settings, *, now: dt.datetime | None = None) -> Expiry:
+    """Daily upkeep: forget addresses that never confirmed (a row that fails is reported, not fatal)."""
     with session_scope(engine(settings)) as session:
         return expire_pending(session, now=now or utcnow(), max_age=dt.timedelta(days=settings.pending_expiry_days))
 

@@ -113,6 +113,32 @@ class Subscriber(SQLModel, table=True):
     hard_bounces: int = 0
     last_bounce_at: datetime | None = _when(default=None)
     last_bounce_reason: str | None = Field(default=None, max_length=500)
+    # The last time the address was entered in the subscribe form, whatever came of it: every request
+    # writes the same row, so the answer takes as long for a subscriber as for a stranger.
+    requested_at: datetime | None = _when(default=None)
+
+
+class SuppressionReason(StrEnum):
+    unsubscribed = "unsubscribed"  # the person asked to stop
+    bounced = "bounced"  # the address failed BOUNCE_LIMIT times
+    removed = "removed"  # erased on request: this record is all that is left of it
+
+
+class Suppression(SQLModel, table=True):
+    """An address that must not be mailed again without its owner's fresh confirmation.
+
+    Kept by a hash of the normalized address, so it outlives the subscriber row (a deletion
+    request erases the row, not the promise). Lifted only by the owner confirming a new
+    opt-in, or by an operator who holds consent records (``lifted_by`` says which, and why).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    address_hash: str = Field(max_length=64, unique=True)  # sha256 of the normalized address, hex
+    reason: SuppressionReason = Field(sa_type=_enum(SuppressionReason))
+    created_at: datetime = _when(default_factory=utcnow)
+    lifted_at: datetime | None = _when(default=None)
+    lifted_by: str | None = Field(default=None, max_length=100)
+    lifted_note: str | None = Field(default=None, max_length=500)
 
 
 class IssueStatus(StrEnum):

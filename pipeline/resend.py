@@ -3,7 +3,7 @@
 A resend is recorded (when, scope, why, by whom) before anything is queued, and
 it only moves deliveries back to ``pending``: the ordinary batches do the
 sending, with the same ledger guarantees. It never reaches an address that is
-unsubscribed, bounced or unconfirmed, and it leaves alone deliveries that are
+unsubscribed, bounced, unconfirmed or on the suppression list, and it leaves alone deliveries that are
 already queued. Submitting the same resend twice queues nothing the second
 time: its targets are no longer in a resendable state, and a request racing
 the first one carries the same key, which the database accepts once.
@@ -29,6 +29,7 @@ from pipeline.models import (
     SubscriberStatus,
 )
 from pipeline.subscribers import normalize_email
+from pipeline.suppression import address_hash, suppressed_hashes
 
 FAILED = (DeliveryStatus.failed, DeliveryStatus.uncertain)
 QUEUED = (DeliveryStatus.pending, DeliveryStatus.sending, DeliveryStatus.retry)
@@ -72,9 +73,12 @@ def plan_resend(session: Session, *, issue: Issue, scope: ResendScope, addresses
         candidates = [(d, s) for d, s in rows if d.status in FAILED]
     else:
         candidates = list(rows)
+    suppressed = suppressed_hashes(session)
     for delivery, sub in candidates:
         if sub.status is not SubscriberStatus.active:
             plan.skipped.append((sub.email, f"subscriber is {sub.status.value}"))
+        elif address_hash(sub.email) in suppressed:
+            plan.skipped.append((sub.email, "on the suppression list"))
         elif delivery is not None and delivery.status in QUEUED:
             plan.skipped.append((sub.email, "already queued"))
         else:

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.secret_strength import GENERATE_HINT, MIN_SECRET_BITS, estimated_bits
+
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "development-only-secret"}
 
 
@@ -78,6 +80,13 @@ class Settings(BaseSettings):
     rate_limit_storage: str = Field("memory://", description="limits storage URI, e.g. redis://host:6379/1")
     trust_proxy_headers: bool = Field(False, description="take the client IP from X-Forwarded-For")
 
+    # The HTTP edge (site and admin API alike).
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="larger request bodies are answered 413 unread")
+    admin_auth_failure_limit: str = Field(
+        "10/15 minutes", description="wrong admin tokens per client before it gets 429 (limits syntax)")
+    openapi_enabled: bool | None = Field(
+        None, description="serve /openapi.json; unset: everywhere but production (it lists the admin API)")
+
     # Sources.
     hf_api_url: str = "https://huggingface.co/api"
     arxiv_api_url: str = "http://export.arxiv.org/api/query"
@@ -127,6 +136,26 @@ class Settings(BaseSettings):
                 " (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
         return self
+
+    @model_validator(mode="after")
+    def _production_needs_https_and_strong_secrets(self) -> Settings:
+        if self.environment != "production":
+            return self
+        if urlsplit(self.base_url).scheme != "https":
+            # RFC 8058 §3.1: the one-click List-Unsubscribe URI must be HTTPS; every link in the mail starts here.
+            raise ValueError("BASE_URL must be an https:// URL in production (RFC 8058 one-click unsubscribe)")
+        for name, value in (("SECRET_KEY", self.secret_key), ("ADMIN_TOKEN", self.admin_token)):
+            if value and (bits := estimated_bits(value)) < MIN_SECRET_BITS:
+                raise ValueError(
+                    f"{name} is too easy to guess for production (about {bits:.0f} bits of entropy,"
+                    f" {MIN_SECRET_BITS} needed); generate one with {GENERATE_HINT}"
+                )
+        return self
+
+    @property
+    def serves_openapi(self) -> bool:
+        """Whether the site answers /openapi.json: as set, else everywhere but production."""
+        return self.openapi_enabled if self.openapi_enabled is not None else self.environment != "production"
 
     @property
     def from_address(self) -> Address:

@@ -1,84 +1,178 @@
 """Subscribers as operators manage them: add, import from CSV, list.
 
 Addresses are validated and normalized with ``email-validator`` (no DNS
-lookup), so the same person is stored once. ASCII addresses only: every
-address goes into a ``To:`` header and an SMTP envelope unchanged.
+lookup), so the same person is stored once, and stored in their ASCII form: an
+internationalized domain as IDNA (``bücher.example`` → ``xn--bcher-kva.example``),
+which every mail server accepts in a ``To:`` header and an SMTP envelope. A
+non-ASCII local part could only be sent with SMTPUTF8 (RFC 6531), which many
+servers on the way do not offer, so such an address is refused when it is entered
+rather than accepted and never delivered.
+
+Nothing here makes a suppressed address (see ``pipeline.suppression``) active:
+an address that unsubscribed, bounced or was erased comes back only through its
+owner's own confirmation, or through ``force_consent``, which is recorded.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, delete, select
 
 from pipeline.errors import SubscriberError
-from pipeline.models import Delivery, Subscriber, SubscriberStatus, utcnow
+from pipeline.models import Delivery, Subscriber, SubscriberStatus, SuppressionReason, utcnow
+from pipeline.suppression import active_suppression, lift, suppress
 
 
 def normalize_email(raw: str) -> str:
-    """The canonical form of an address, or SubscriberError saying what is wrong with it."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in raw):
+    """The canonical, ASCII form of an address, or SubscriberError saying what is wrong with it."""
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in raw):
         raise SubscriberError("an email address cannot contain line breaks or control characters")
+    shown = raw.strip()[:100]
     try:
-        result = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False)
+        result = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as exc:
-        raise SubscriberError(f"{raw.strip()!r} is not a valid email address: {exc}") from exc
+        raise SubscriberError(f"{shown!r} is not a valid email address: {exc}") from exc
+    if result.ascii_email is None:
+        raise SubscriberError(f"{shown!r} has characters before the @ that many mail servers cannot deliver "
+                              "(they need SMTPUTF8); please use an address written in ASCII")
     # Local parts are case-sensitive in theory and never in practice: store one form per person.
-    return result.normalized.lower()
+    return result.ascii_email.lower()
+
+
+class UnsendableAddress(ValueError):
+    """A stored address that cannot go into an SMTP envelope and a To: header as it is."""
+
+
+def sendable_address(address: str) -> str:
+    """The form of a stored address to send to: itself when ASCII (every address stored now),
+    the IDNA form of an internationalized domain stored by an earlier version, or
+    UnsendableAddress saying why not (a non-ASCII local part would need SMTPUTF8)."""
+    if address.isascii() and address.isprintable() and " " not in address:
+        return address
+    try:
+        return normalize_email(address)
+    except SubscriberError as exc:
+        raise UnsendableAddress(str(exc)) from None
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def validate_new_address(raw: str) -> str:
+    """``normalize_email`` for an address about to be stored, which must also be harmless in an export.
+
+    "=cmd@example.org" is valid by RFC 5322, but no mailbox needs that first character, and the
+    address would end up in an operator's spreadsheet.
+    """
+    address = normalize_email(raw)
+    if address.startswith(FORMULA_STARTS):
+        raise SubscriberError(f"{address[:100]!r} cannot be used: an address must not begin with = + - or @")
+    return address
+
+
+class Suppressed(SubscriberError):
+    """The address unsubscribed, bounced or was erased: only its owner's confirmation brings it back."""
 
 
 @dataclass(slots=True)
 class ImportReport:
     added: int = 0
     already: int = 0
-    kept_unsubscribed: int = 0
+    kept_unsubscribed: int = 0  # unsubscribed, bounced or erased earlier: left as they are
+    forced: list[str] = field(default_factory=list)  # suppressed addresses made active under force_consent
     invalid: list[str] = field(default_factory=list)
     to_confirm: list[int] = field(default_factory=list)  # new pending subscribers owed a confirmation mail
 
 
-def add_subscriber(session: Session, *, email: str, confirmed: bool) -> tuple[Subscriber, bool]:
-    """Store an address. Returns (subscriber, created). Never reactivates an unsubscribed address."""
-    address = normalize_email(email)
+Outcome = Literal["added", "already", "kept", "forced"]
+
+
+def store_address(session: Session, *, email: str, confirmed: bool, force_consent: str | None = None,
+                  now: datetime | None = None) -> tuple[Subscriber, Outcome]:
+    """Store an address for an operator. Returns the subscriber and what happened:
+
+    ``added`` (a new row), ``already`` (known; a pending address becomes active if ``confirmed``),
+    ``kept`` (unsubscribed or bounced, left as it is), ``forced`` (made active under ``force_consent``).
+    An erased address raises ``Suppressed``: nothing is stored, and no confirmation mail may go to it.
+
+    ``force_consent`` is the operator's statement that they hold the person's consent; it is
+    recorded with the lifted suppression, and only with it does an unsubscribed or erased address
+    become active again. A bounced address stays bounced (``clear-bounces`` is for that).
+    """
+    address = validate_new_address(email)
+    now = now or utcnow()
     existing = session.exec(select(Subscriber).where(Subscriber.email == address)).first()
-    if existing is not None:
-        if confirmed and existing.status == SubscriberStatus.pending:
-            existing.status = SubscriberStatus.active
-            existing.confirmed_at = existing.updated_at = utcnow()
-            session.add(existing)
-        return existing, False
-    now = utcnow()
-    subscriber = Subscriber(
-        email=address,
-        status=SubscriberStatus.active if confirmed else SubscriberStatus.pending,
-        confirmed_at=now if confirmed else None,
-    )
+    suppressed = active_suppression(session, address)
+    bounced = existing is not None and existing.status is SubscriberStatus.bounced
+    if suppressed is not None and force_consent is not None and confirmed and not bounced:
+        lift(session, address=address, now=now, by="operator import --force-consent", note=force_consent)
+        if existing is None:
+            return _new_subscriber(session, address, confirmed=True, now=now), "forced"
+        existing.status, existing.confirmed_at, existing.unsubscribed_at = SubscriberStatus.active, now, None
+        existing.updated_at = now
+        session.add(existing)
+        return existing, "forced"
+    if existing is None:
+        if suppressed is not None:
+            raise Suppressed(f"{address} was {suppressed.reason.value} on {suppressed.created_at:%Y-%m-%d}: only "
+                             "its owner can subscribe it again, from the site")
+        return _new_subscriber(session, address, confirmed=confirmed, now=now), "added"
+    if existing.status in (SubscriberStatus.unsubscribed, SubscriberStatus.bounced) or suppressed is not None:
+        return existing, "kept"  # a suppressed address asked for again is pending until its owner confirms
+    if confirmed and existing.status == SubscriberStatus.pending:
+        existing.status = SubscriberStatus.active
+        existing.confirmed_at = existing.updated_at = now
+        session.add(existing)
+    return existing, "already"
+
+
+def _new_subscriber(session: Session, address: str, *, confirmed: bool, now: datetime) -> Subscriber:
+    subscriber = Subscriber(email=address, status=SubscriberStatus.active if confirmed else SubscriberStatus.pending,
+                            confirmed_at=now if confirmed else None, created_at=now, updated_at=now)
     session.add(subscriber)
     session.flush()
-    return subscriber, True
+    return subscriber
 
 
-def import_rows(session: Session, *, rows: Iterable[str], confirmed: bool) -> ImportReport:
-    """Add addresses in bulk; unsubscribed and bounced ones are counted and left as they are."""
+def add_subscriber(session: Session, *, email: str, confirmed: bool) -> tuple[Subscriber, bool]:
+    """``store_address`` without consent overrides. Returns (subscriber, created)."""
+    subscriber, outcome = store_address(session, email=email, confirmed=confirmed)
+    return subscriber, outcome == "added"
+
+
+def import_rows(session: Session, *, rows: Iterable[str], confirmed: bool,
+                force_consent: str | None = None) -> ImportReport:
+    """Add addresses in bulk; unsubscribed, bounced and erased ones are counted and left as they are."""
     report = ImportReport()
     for raw in rows:
         if not raw.strip():
             continue
         try:
-            subscriber, created = add_subscriber(session, email=raw, confirmed=confirmed)
+            subscriber, outcome = store_address(session, email=raw, confirmed=confirmed, force_consent=force_consent)
+        except Suppressed:
+            report.kept_unsubscribed += 1
+            continue
         except SubscriberError as exc:
             report.invalid.append(str(exc))
             continue
-        if created:
+        if outcome == "added":
             report.added += 1
             if not confirmed:
                 subscriber.confirmation_sent_at = utcnow()
                 report.to_confirm.append(subscriber.id)  # type: ignore[arg-type]
-        elif subscriber.status in (SubscriberStatus.unsubscribed, SubscriberStatus.bounced):
+        elif outcome == "forced":
+            report.forced.append(subscriber.email)
+        elif outcome == "kept":
             report.kept_unsubscribed += 1
         else:
             report.already += 1
@@ -86,12 +180,40 @@ def import_rows(session: Session, *, rows: Iterable[str], confirmed: bool) -> Im
 
 
 def read_csv_emails(path: Path) -> list[str]:
-    """Addresses from a CSV: the ``email`` column if there is a header with one, else the first column."""
+    """Addresses from a CSV: the ``email`` column if there is a header with one, else the first column.
+
+    The whole file is read and checked before anything is returned, so a file that cannot be read
+    (not UTF-8, a cell over the csv module's field limit, a NUL byte) is a SubscriberError naming
+    the line and what to do, and an import that calls this first stores nothing from it.
+    """
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise SubscriberError(f"cannot read {path}: {exc.strerror}") from exc
-    rows = list(csv.reader(text.splitlines()))
+    body = data.removeprefix(codecs.BOM_UTF8)  # the mark spreadsheets put first in "CSV UTF-8"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
+        raise SubscriberError(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{body[exc.start]:02x} there is in another encoding, "
+            "Latin-1 or Windows-1252 perhaps): save the file as CSV UTF-8 and import it again; nothing was imported"
+        ) from None
+    rows: list[list[str]] = []
+    reader = csv.reader(io.StringIO(text, newline=""))  # newline="": the csv module reads line ends itself
+    start = 1  # where the row being read begins: a cell left open by a stray quote runs on over many lines
+    try:
+        for row in reader:
+            rows.append(row)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        if "field limit" in str(exc):
+            what = (f"a cell is longer than {csv.field_size_limit()} characters, which no address is: check that "
+                    "this is the right file and that no quote is left open there (it runs a cell on to the next "
+                    "quote), correct it")
+        else:
+            what = f"not CSV that can be read ({exc}): correct that line"
+        raise SubscriberError(f"{path}, line {start}: {what} and import it again; nothing was imported") from None
     if not rows:
         return []
     header = [h.strip().lower() for h in rows[0]]
@@ -113,18 +235,31 @@ EXPORT_FIELDS = ("email", "status", "created_at", "confirmed_at", "unsubscribed_
 
 
 def export_rows(session: Session) -> Iterator[dict[str, object]]:
-    """Every subscriber as a flat row, streamed in id order."""
+    """Every subscriber as a flat row of CSV cells, streamed in id order; no cell runs as a formula."""
     for sub in session.exec(select(Subscriber).order_by(Subscriber.id)).yield_per(1000):
         row = {name: getattr(sub, name) for name in EXPORT_FIELDS}
-        yield {k: (v.isoformat() if isinstance(v, datetime) else getattr(v, "value", v)) for k, v in row.items()}
+        yield {k: _inert_cell(v.isoformat() if isinstance(v, datetime) else getattr(v, "value", v))
+               for k, v in row.items()}
 
 
-def remove_subscribers(session: Session, *, emails: Iterable[str]) -> tuple[list[str], list[str]]:
+def _inert_cell(value: object) -> object:
+    # OWASP "CSV injection": a spreadsheet opening the export runs "=HYPERLINK(...)" or "-2+3" as a
+    # formula. A leading ' makes it show the text as it is. Every column: an address stored before
+    # such addresses were refused, or a field added later, is checked as well as today's.
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def remove_subscribers(session: Session, *, emails: Iterable[str],
+                       now: datetime | None = None) -> tuple[list[str], list[str]]:
     """Erase addresses and their delivery records (a person's right to be forgotten).
 
-    Returns (removed, unknown). Unlike an unsubscribe, nothing of the address is kept,
-    so a later import can add it again.
+    Returns (removed, unknown). What stays is the address's suppression record, a hash that
+    cannot be read back: the address is gone, and an import can never add it again. Its owner
+    can still subscribe again from the site, with a confirmation.
     """
+    now = now or utcnow()
     removed, unknown = [], []
     for raw in emails:
         try:
@@ -138,5 +273,6 @@ def remove_subscribers(session: Session, *, emails: Iterable[str]) -> tuple[list
             continue
         session.exec(delete(Delivery).where(Delivery.subscriber_id == sub.id))  # type: ignore[call-overload]
         session.delete(sub)
+        suppress(session, address=address, reason=SuppressionReason.removed, now=now)
         removed.append(address)
     return removed, unknown

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from datetime import datetime
 from enum import StrEnum
 
 from itsdangerous import BadSignature, TimestampSigner
@@ -52,4 +53,14 @@ class Signer:
                 value = self._signer.unsign(token)
             return value.decode("ascii")
         except (BadSignature, UnicodeError):  # SignatureExpired is a BadSignature too
+            return None
+
+    def unsign_timed(self, token: str, *, max_age: int | None = None) -> tuple[str, datetime] | None:
+        """The uid in a confirmation token and when it was signed (UTC), or None as for ``unsign``."""
+        if not self._timed or not _TOKEN.fullmatch(token):
+            return None
+        try:
+            value, signed_at = self._signer.unsign(token, max_age=max_age, return_timestamp=True)  # type: ignore[call-arg,misc]
+            return value.decode("ascii"), signed_at
+        except (BadSignature, UnicodeError):
             return None

@@ -103,8 +103,10 @@ def send_confirmation(self: Task, subscriber_id: int) -> str | None:
 
 
 @app.task(name="papermail.housekeeping")
-def housekeeping() -> int:
-    return jobs.housekeeping(get_settings())
+def housekeeping() -> dict:
+    """Daily: forget unconfirmed addresses. A row that fails is in the result (and the log), not fatal."""
+    expiry = jobs.housekeeping(get_settings())
+    return {"forgotten": expiry.forgotten, "marked": expiry.marked, "failed": expiry.failed}
 
 
 @app.task(name="papermail.inbound")

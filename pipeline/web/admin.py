@@ -8,29 +8,39 @@ a reason for the record, never to unsubscribed or bounced addresses.
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Header, HTTPException
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from pipeline import jobs
 from pipeline.errors import PapermailError
 from pipeline.models import Edition, ResendScope
 from pipeline.settings import Settings
+from pipeline.web.admin_guard import token_matches
 from pipeline.web.deps import SettingsDep
+from pipeline.web.openapi_docs import MALFORMED_BODY, admin_error
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/admin")
+bearer = HTTPBearer(scheme_name="adminToken", description="ADMIN_TOKEN", auto_error=False)
 
 
-def require_token(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> Settings:
+def require_token(settings: SettingsDep,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Settings:
+    """The settings, for a request carrying ADMIN_TOKEN.
+
+    AdminGuard has checked the token before routing; this second check keeps
+    the routes closed should they ever be served without it, and declares the
+    bearer scheme in the OpenAPI schema.
+    """
     if not settings.admin_token:
         raise HTTPException(status_code=404)
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
+    given = f"{credentials.scheme} {credentials.credentials}" if credentials else None
+    if not token_matches(given, token=settings.admin_token):
         raise HTTPException(status_code=401, headers={"WWW-Authenticate": "Bearer"})
     return settings
 
@@ -50,6 +60,41 @@ class ResendRequest(BaseModel):
 class PauseRequest(BaseModel):
     reason: str = "paused by an operator"
     edition: Edition = Edition.daily
+
+
+class IssueProgress(BaseModel):
+    """An issue's sending: deliveries per state, the rate over the last minute and the time left."""
+
+    date: dt.date
+    edition: Edition
+    status: str
+    paused_reason: str | None
+    counts: dict[str, int]
+    open: int
+    rate_per_second: float
+    eta_seconds: float | None
+
+
+class Skipped(BaseModel):
+    address: str
+    why: str
+
+
+class ResendOutcome(BaseModel):
+    """Who a resend reaches; ``resend_id`` is null when nothing new was queued (a dry run, or a repeat)."""
+
+    resend_id: int | None
+    recipients: list[str]
+    skipped: list[Skipped]
+    dry_run: bool
+
+
+class PauseOutcome(BaseModel):
+    paused: bool
+
+
+class ResumeOutcome(BaseModel):
+    resumed: bool
 
 
 def _error(exc: PapermailError, status: int = 409) -> JSONResponse:
@@ -72,7 +117,7 @@ def _dispatch(settings: Settings, day: dt.date, edition: Edition) -> None:
         log.exception("in-process dispatch of %s failed", day)
 
 
-@router.get("/issues/{day}")
+@router.get("/issues/{day}", responses={200: {"model": IssueProgress}})
 def issue_status(day: dt.date, settings: AdminSettings, edition: Edition = Edition.daily) -> JSONResponse:
     try:
         info = jobs.progress(settings, day=day, edition=edition)
@@ -88,7 +133,11 @@ def issue_status(day: dt.date, settings: AdminSettings, edition: Edition = Editi
     return JSONResponse(body)
 
 
-@router.post("/issues/{day}/resend")
+@router.post("/issues/{day}/resend", responses={
+    200: {"description": "A dry run, or nothing new to send: nothing was queued", "model": ResendOutcome},
+    202: {"description": "Queued; sending starts after this answer", "model": ResendOutcome},
+    400: admin_error("Scope `all` without `force`, no `reason`, or a body that is not JSON text"),
+    409: admin_error("The issue cannot be resent (it does not exist or has not gone out)")})
 def resend(day: dt.date, request: ResendRequest, settings: AdminSettings, background: BackgroundTasks) -> JSONResponse:
     if request.scope is ResendScope.all and not (request.force or request.dry_run):
         return JSONResponse({"error": "scope 'all' sends the issue again to everyone: set force"}, status_code=400)
@@ -107,7 +156,9 @@ def resend(day: dt.date, request: ResendRequest, settings: AdminSettings, backgr
     return JSONResponse(body, status_code=202 if record else 200)
 
 
-@router.post("/issues/{day}/pause")
+@router.post("/issues/{day}/pause", responses={
+    200: {"description": "Paused", "model": PauseOutcome},
+    409: {"description": "Not sending, so not paused", "model": PauseOutcome}, **MALFORMED_BODY})
 def pause(day: dt.date, request: PauseRequest, settings: AdminSettings) -> JSONResponse:
     try:
         paused = jobs.pause(settings, day=day, edition=request.edition, reason=request.reason)
@@ -116,7 +167,9 @@ def pause(day: dt.date, request: PauseRequest, settings: AdminSettings) -> JSONR
     return JSONResponse({"paused": paused}, status_code=200 if paused else 409)
 
 
-@router.post("/issues/{day}/resume")
+@router.post("/issues/{day}/resume", status_code=202, responses={
+    202: {"description": "Resumed; sending carries on after this answer", "model": ResumeOutcome},
+    409: {"description": "Not paused, so not resumed", "model": ResumeOutcome}})
 def resume(day: dt.date, settings: AdminSettings, background: BackgroundTasks,
            edition: Edition = Edition.daily) -> JSONResponse:
     try:

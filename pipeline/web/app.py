@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -13,17 +14,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.settings import Settings
 from pipeline.web import admin, archive, health, manage, subscribe
+from pipeline.web.admin_guard import AdminGuard, failed_token_limit
+from pipeline.web.body_limit import BodyLimit
 from pipeline.web.deps import InvalidLink
+from pipeline.web.error_answers import error_answer, is_api
+from pipeline.web.http_methods import HeadAsGet, allowed_methods
 from pipeline.web.mail import SendConfirmation, default_sender
+from pipeline.web.openapi_docs import ADMIN_ANSWERS, SITE_ANSWERS, without_site_validation_answers
 from pipeline.web.pages import NO_STORE, SECURITY_HEADERS, message_page
-from pipeline.web.ratelimit import SubscribeLimiter
+from pipeline.web.ratelimit import subscribe_limit
 
 log = logging.getLogger(__name__)
-
-_STATUS_TEXT = {
-    404: ("Page not found", "There is nothing at this address."),
-    405: ("Not allowed", "This page cannot be used that way."),
-}
 
 
 class SecurityHeaders:
@@ -56,14 +57,25 @@ def create_app(settings: Settings, *, send_confirmation: SendConfirmation | None
     By default it is a Celery task when ``settings.broker_url`` is set, else the
     mail step run in-process after the page has been sent.
     """
-    app = FastAPI(title=settings.list_name, docs_url=None, redoc_url=None)  # the docs pages load outside JavaScript
+    app = FastAPI(title=settings.list_name, docs_url=None, redoc_url=None,  # the docs pages load outside JavaScript
+                  openapi_url="/openapi.json" if settings.serves_openapi else None)  # a map of the admin API
     app.state.settings = settings
     app.state.send_confirmation = send_confirmation or default_sender(settings)
-    app.state.limiter = SubscribeLimiter(rate=settings.subscribe_rate_limit, storage_uri=settings.rate_limit_storage,
-                                         trust_proxy_headers=settings.trust_proxy_headers)
-    for module in (subscribe, manage, archive, health, admin):
-        app.include_router(module.router)
+    app.state.limiter = subscribe_limit(rate=settings.subscribe_rate_limit, storage_uri=settings.rate_limit_storage,
+                                        trust_proxy_headers=settings.trust_proxy_headers)
+    for module in (subscribe, manage, archive, health):
+        app.include_router(module.router, responses=SITE_ANSWERS)
+    app.include_router(admin.router, responses=ADMIN_ANSWERS)
+    fastapi_schema = app.openapi
+    app.openapi = lambda: without_site_validation_answers(fastapi_schema())  # type: ignore[method-assign]
     _add_error_pages(app)
+    # The last added runs first: headers on every answer, HEAD as GET, the admin token, then the body cap,
+    # so a request without the token is refused before its body is read.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AdminGuard, token=settings.admin_token, limiter=failed_token_limit(
+        rate=settings.admin_auth_failure_limit, storage_uri=settings.rate_limit_storage,
+        trust_proxy_headers=settings.trust_proxy_headers))
+    app.add_middleware(HeadAsGet)
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -77,12 +89,17 @@ def _add_error_pages(app: FastAPI) -> None:
                                  "from the home page.", headers=NO_STORE)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
-        title, text = _STATUS_TEXT.get(exc.status_code, ("Something went wrong", "This request could not be handled."))
-        return message_page(request, status_code=exc.status_code, title=title, text=text, headers=exc.headers)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # RFC 9110 §15.5.6: Allow lists what the resource supports, across every route at this path.
+            headers["Allow"] = ", ".join(allowed_methods(request.app.router.routes, request.scope))
+        return error_answer(request, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def bad_request(request: Request, exc: RequestValidationError) -> HTMLResponse:
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        if is_api(request.scope):  # FastAPI's JSON 422, as the schema documents for the API
+            return await request_validation_exception_handler(request, exc)
         return message_page(request, status_code=400, title="That did not look right",
                             text="The form was incomplete or not in a shape this page understands. "
                                  "Please go back and try again.")
@@ -91,8 +108,7 @@ def _add_error_pages(app: FastAPI) -> None:
     async def server_error(request: Request, exc: Exception) -> Response:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         try:
-            return message_page(request, status_code=500, title="Something went wrong on our side",
-                                text="Nothing you did caused this. Please try again in a few minutes.")
+            return error_answer(request, status_code=500)
         except Exception:  # noqa: BLE001  (the templates themselves may be what broke)
             return HTMLResponse("<!doctype html><title>Error</title><h1>Something went wrong</h1>", status_code=500,
                                 headers=SECURITY_HEADERS)

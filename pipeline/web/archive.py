@@ -13,6 +13,7 @@ from pipeline import slots
 from pipeline.issues import find_issue
 from pipeline.models import Edition, Issue
 from pipeline.web.deps import SessionDep, SettingsDep
+from pipeline.web.openapi_docs import ARCHIVED_ISSUE
 from pipeline.web.pages import SECURITY_HEADERS, page
 
 router = APIRouter()
@@ -54,13 +55,13 @@ def _issue_page(session: SessionDep, settings: SettingsDep, day: str, edition: E
     return HTMLResponse(html, headers={**SECURITY_HEADERS, **ARCHIVE_CACHE})
 
 
-@router.get("/issues/{day}", response_class=HTMLResponse)
+@router.get("/issues/{day}", response_class=HTMLResponse, responses=ARCHIVED_ISSUE)
 def daily_issue(day: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """The daily issue of ``day`` (YYYY-MM-DD) as sent."""
     return _issue_page(session, settings, day, Edition.daily)
 
 
-@router.get("/issues/{day}/weekly", response_class=HTMLResponse)
+@router.get("/issues/{day}/weekly", response_class=HTMLResponse, responses=ARCHIVED_ISSUE)
 def weekly_issue(day: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """The weekly issue ending on ``day`` as sent."""
     return _issue_page(session, settings, day, Edition.weekly)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -45,6 +46,18 @@ def subscriber_for(session: Session, settings: Settings, *, purpose: Purpose, to
     if subscriber is None:
         raise InvalidLink()
     return subscriber
+
+
+def confirmation_for(session: Session, settings: Settings, *, token: str) -> tuple[Subscriber, dt.datetime]:
+    """The subscriber a confirmation token names and when it was signed, or InvalidLink.
+
+    The time matters: a link signed before an unsubscribe must not undo it.
+    """
+    found = Signer(settings.secret_key, Purpose.confirm).unsign_timed(token, max_age=settings.pending_expiry_days * 86400)
+    subscriber = find(session, found[0]) if found is not None else None
+    if subscriber is None or found is None:
+        raise InvalidLink()
+    return subscriber, found[1]
 
 
 def token_for(settings: Settings, *, purpose: Purpose, uid: str) -> str:

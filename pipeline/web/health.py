@@ -9,6 +9,7 @@ from sqlalchemy import text
 from pipeline import jobs
 from pipeline.settings import Settings
 from pipeline.web.deps import SettingsDep
+from pipeline.web.openapi_docs import HEALTH
 
 router = APIRouter()
 
@@ -46,7 +47,7 @@ def broker_status(settings: Settings) -> str:
     return "ok"
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses=HEALTH)
 def healthz(settings: SettingsDep) -> JSONResponse:
     """200 when the database answers and the broker answers (or there is none), else 503."""
     body = {"database": database_status(settings), "broker": broker_status(settings)}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
@@ -17,6 +17,8 @@ from pipeline.settings import Settings
 from pipeline.subscriptions import Preferences, resubscribe, unsubscribe, update_preferences
 from pipeline.tokens import Purpose
 from pipeline.web.deps import SessionDep, SettingsDep, subscriber_for, token_for
+from pipeline.web.mail import send_safely
+from pipeline.web.openapi_docs import INVALID_LINK, PREFERENCES_SAVE
 from pipeline.web.pages import NO_STORE, page
 
 router = APIRouter()
@@ -38,7 +40,7 @@ def _links(settings: Settings, subscriber: Subscriber) -> dict[str, str]:
     }
 
 
-@router.get("/u/{token}", response_class=HTMLResponse)
+@router.get("/u/{token}", response_class=HTMLResponse, responses=INVALID_LINK)
 def unsubscribe_page(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """One button; unsubscribing on GET would let every mail scanner unsubscribe everyone."""
     subscriber = subscriber_for(session, settings, purpose=Purpose.unsubscribe, token=token)
@@ -48,7 +50,7 @@ def unsubscribe_page(request: Request, token: str, session: SessionDep, settings
     return page(request, "unsubscribe.html", headers=NO_STORE, email=subscriber.email, token=token)
 
 
-@router.post("/u/{token}", response_class=HTMLResponse)
+@router.post("/u/{token}", response_class=HTMLResponse, responses=INVALID_LINK)
 def unsubscribe_action(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """RFC 8058 one-click: act at once and answer 200 with a page, never a redirect.
 
@@ -62,12 +64,20 @@ def unsubscribe_action(request: Request, token: str, session: SessionDep, settin
                 **_links(settings, subscriber))
 
 
-@router.post("/u/{token}/resubscribe", response_class=HTMLResponse)
-def resubscribe_action(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
-    """unsubscribed → active. A bounced address stays bounced: only the list owner clears that."""
+@router.post("/u/{token}/resubscribe", response_class=HTMLResponse, responses=INVALID_LINK)
+def resubscribe_action(request: Request, token: str, session: SessionDep, settings: SettingsDep,
+                       background: BackgroundTasks) -> HTMLResponse:
+    """A confirmation mail to the address, never a subscription by itself.
+
+    The link may be in a years-old, forwarded mail, and the button can be pressed from any
+    site: only a click in the inbox it names brings the address back. A bounced address
+    stays bounced: only the list owner clears that.
+    """
     subscriber = subscriber_for(session, settings, purpose=Purpose.unsubscribe, token=token)
-    resubscribe(session, uid=subscriber.uid, now=utcnow())
+    request_made = resubscribe(session, uid=subscriber.uid, now=utcnow())
     session.commit()
+    if request_made is not None and request_made.send_confirmation:
+        background.add_task(send_safely, request.app.state.send_confirmation, subscriber.id)
     return page(request, "welcome_back.html", headers=NO_STORE, email=subscriber.email,
                 subscriber_status=subscriber.status.value, **_links(settings, subscriber))
 
@@ -84,7 +94,7 @@ def _preferences_page(request: Request, settings: Settings, subscriber: Subscrib
                 min_size=MIN_DIGEST_SIZE, max_size=MAX_DIGEST_SIZE, **_links(settings, subscriber))
 
 
-@router.get("/p/{token}", response_class=HTMLResponse)
+@router.get("/p/{token}", response_class=HTMLResponse, responses=INVALID_LINK)
 def preferences_page(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """The form, filled in with what the subscriber has now."""
     subscriber = subscriber_for(session, settings, purpose=Purpose.preferences, token=token)
@@ -92,7 +102,7 @@ def preferences_page(request: Request, token: str, session: SessionDep, settings
     return _preferences_page(request, settings, subscriber, form=_form_values(prefs))
 
 
-@router.post("/p/{token}", response_class=HTMLResponse)
+@router.post("/p/{token}", response_class=HTMLResponse, responses=PREFERENCES_SAVE)
 def preferences_save(
     request: Request,
     token: str,

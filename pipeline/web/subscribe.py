@@ -11,10 +11,11 @@ from sqlalchemy.exc import IntegrityError
 
 from pipeline.errors import SubscriberError
 from pipeline.models import SubscriberStatus, utcnow
-from pipeline.subscriptions import CONFIRMATION_INTERVAL, TooSoon, confirm, request_subscription
+from pipeline.subscriptions import can_confirm, confirm, request_subscription
 from pipeline.tokens import Purpose
-from pipeline.web.deps import SessionDep, SettingsDep, subscriber_for, token_for
+from pipeline.web.deps import SessionDep, SettingsDep, confirmation_for, token_for
 from pipeline.web.mail import send_safely
+from pipeline.web.openapi_docs import INVALID_LINK, SUBSCRIBE
 from pipeline.web.pages import NO_STORE, page
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def _form_again(request: Request, *, error: str, value: str) -> HTMLResponse:
     return page(request, "landing.html", status_code=400, error=error, value=value)
 
 
-@router.post("/subscribe", response_class=HTMLResponse)
+@router.post("/subscribe", response_class=HTMLResponse, responses=SUBSCRIBE)
 def subscribe(
     request: Request,
     background: BackgroundTasks,
@@ -52,10 +53,6 @@ def subscribe(
     try:
         result = request_subscription(session, email=email, now=utcnow())
         session.commit()
-    except TooSoon as exc:
-        session.rollback()
-        return page(request, "rate_limited.html", status_code=429,
-                    headers={"Retry-After": str(int(CONFIRMATION_INTERVAL.total_seconds()))}, text=_sentence(str(exc)))
     except SubscriberError as exc:
         session.rollback()
         return _form_again(request, error=_sentence(str(exc)), value=email)
@@ -65,25 +62,26 @@ def subscribe(
         log.info("concurrent subscribe request for one address")
         return page(request, "check_inbox.html")
     if result.send_confirmation:
-        # Committed above, so the mail step (or a worker) sees the pending row.
+        # Committed above, so the mail step (or a worker) sees the row. After the answer, so that
+        # the answer's timing does not tell a new address from a known one either.
         background.add_task(send_safely, request.app.state.send_confirmation, result.subscriber.id)
     return page(request, "check_inbox.html")
 
 
-@router.get("/confirm/{token}", response_class=HTMLResponse)
+@router.get("/confirm/{token}", response_class=HTMLResponse, responses=INVALID_LINK)
 def confirm_page(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """A button, not an action: mail security scanners open every link in a message."""
-    subscriber = subscriber_for(session, settings, purpose=Purpose.confirm, token=token)
-    if subscriber.status in (SubscriberStatus.unsubscribed, SubscriberStatus.bounced):
+    subscriber, issued_at = confirmation_for(session, settings, token=token)
+    if subscriber.status is not SubscriberStatus.active and not can_confirm(subscriber, issued_at=issued_at):
         return _not_subscribed(request, bounced=subscriber.status is SubscriberStatus.bounced)
     return page(request, "confirm.html", headers=NO_STORE, email=subscriber.email, token=token)
 
 
-@router.post("/confirm/{token}", response_class=HTMLResponse)
+@router.post("/confirm/{token}", response_class=HTMLResponse, responses=INVALID_LINK)
 def confirm_action(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """pending → active; a second click shows the same page."""
-    subscriber = subscriber_for(session, settings, purpose=Purpose.confirm, token=token)
-    confirm(session, uid=subscriber.uid, now=utcnow())
+    subscriber, issued_at = confirmation_for(session, settings, token=token)
+    confirm(session, uid=subscriber.uid, now=utcnow(), issued_at=issued_at)
     session.commit()
     if subscriber.status is not SubscriberStatus.active:
         return _not_subscribed(request, bounced=subscriber.status is SubscriberStatus.bounced)

@@ -142,7 +142,7 @@ def test_import_pending_sends_confirmations_and_never_revives_unsubscribed(tmp_p
         conn.execute(text("UPDATE subscriber SET status = 'unsubscribed' WHERE email = 'gone@example.org'"))
     (tmp_path / "in.csv").write_text("email\nnew@example.org\ngone@example.org\nkept@example.org\n")
     out = papermail(tmp_path, "subscribers", "import", "--pending", "in.csv").stdout
-    assert "added 1, already subscribed 1, left unsubscribed/bounced 1" in out
+    assert "added 1, already subscribed 1, left unsubscribed/bounced/erased 1" in out
     assert "confirmation emails sent: 1" in out
     mail = read_eml(tmp_path / "var" / "outbox" / "confirmations" / "new@example.org.eml")
     assert mail["Subject"] == "Confirm your subscription to Trending ML Papers"

@@ -15,7 +15,7 @@ from sqlmodel import Session, SQLModel, select
 from pipeline import migrate
 from pipeline.db import create_schema, make_engine
 from pipeline.errors import ConfigError
-from pipeline.models import Subscriber
+from pipeline.models import Subscriber, SubscriberStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 migrate.register_tables()
@@ -63,13 +63,15 @@ def test_check_names_what_differs(engine):
 
 @pytest.mark.parametrize("with_bounces", [False, True], ids=["models", "models+bounces"])
 def test_a_database_made_by_create_all_before_migrations_is_stamped_and_then_works(engine, with_bounces):
-    old = [t for t in SQLModel.metadata.sorted_tables if with_bounces or t.name != "processedbounce"]
+    later = {"suppression"} | (set() if with_bounces else {"processedbounce"})  # tables of later revisions
+    old = [t for t in SQLModel.metadata.sorted_tables if t.name not in later]
     SQLModel.metadata.create_all(engine, tables=old)  # the old way
-    with engine.begin() as conn:  # which knew nothing of indexes added by later revisions
+    with engine.begin() as conn:  # which knew nothing of indexes and columns added by later revisions
         conn.execute(text("DROP INDEX ix_delivery_issue_sent_at"))
-    with Session(engine) as session:
-        session.add(Subscriber(email="old@example.org"))
-        session.commit()
+        conn.execute(text("ALTER TABLE subscriber DROP COLUMN requested_at"))
+        conn.execute(text("INSERT INTO subscriber (email, status, uid, created_at, updated_at, paused, frequency, "
+                          "weekday, topics, hard_bounces) VALUES ('old@example.org', 'pending', 'old', "
+                          "'2025-01-01', '2025-01-01', false, 'daily', 0, '[]', 0)"))
     assert migrate.current(engine) is None
     create_schema(engine)
     assert migrate.current(engine) == HEAD
@@ -178,3 +180,38 @@ def test_a_database_from_a_newer_papermail_is_refused_in_one_line(engine):
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(ConfigError, match=r"cannot migrate the database .*'9999'"):
         create_schema(engine)
+
+
+def test_the_suppression_list_is_filled_from_the_subscribers_left_by_earlier_versions(engine):
+    """Revision 0004: every unsubscribed or bounced address gets its record, with the same hash the
+    application computes; a former subscriber left "pending" by an earlier version is unsubscribed again."""
+    from pipeline.models import Suppression, SuppressionReason
+    from pipeline.suppression import address_hash
+
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM alembic_version"))
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0003')"))
+        conn.execute(text("DROP TABLE suppression"))
+        conn.execute(text("ALTER TABLE subscriber DROP COLUMN requested_at"))
+        for n, (email, status, left) in enumerate([
+            ("left@example.org", "unsubscribed", "2025-01-02 03:04:05"),
+            ("failed@example.org", "bounced", None),
+            ("asked-again@example.org", "pending", "2025-01-02 03:04:05"),
+            ("reader@example.org", "active", None),
+            ("new@example.org", "pending", None),
+        ]):
+            conn.execute(text(
+                "INSERT INTO subscriber (email, status, uid, created_at, updated_at, unsubscribed_at, paused, "
+                "frequency, weekday, topics, hard_bounces) VALUES (:e, :s, :u, '2025-01-01', '2025-01-01', :l, "
+                "false, 'daily', 0, '[]', 0)"), {"e": email, "s": status, "u": f"uid{n}", "l": left})
+    migrate.upgrade(engine)
+    assert migrate.current(engine) == HEAD and migrate.check(engine) == []
+    with Session(engine) as session:
+        records = {r.address_hash: r.reason for r in session.exec(select(Suppression))}
+        statuses = dict(session.exec(select(Subscriber.email, Subscriber.status)).all())
+    assert records == {address_hash("left@example.org"): SuppressionReason.unsubscribed,
+                       address_hash("failed@example.org"): SuppressionReason.bounced,
+                       address_hash("asked-again@example.org"): SuppressionReason.unsubscribed}
+    assert statuses["asked-again@example.org"] == SubscriberStatus.unsubscribed
+    assert statuses["new@example.org"] == SubscriberStatus.pending

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.bounce_reports import EMPTY, BounceReport, parse_bounce
+from pipeline.mail_parser import MAX_DEPTH, TooDeeplyNested
 from pipeline.mailboxes import read_messages
 from tests.conftest import FIXTURES
 
@@ -145,6 +146,30 @@ def test_truncated_and_mangled_samples_never_raise(name):
         assert isinstance(parse_bounce(raw[:cut]), BounceReport)
         assert isinstance(parse_bounce(raw[:cut] + b"\xff\x00" + raw[cut + 40:]), BounceReport)
 
+
+
+def wrapped(raw: bytes, depth: int, *, kind: bytes = b"multipart") -> bytes:
+    """``raw`` as the innermost part of ``depth`` nested multipart/mixed (or message/rfc822) parts."""
+    if kind == b"message":
+        return b"From: mailer-daemon@mx.example.net\n" + b"Content-Type: message/rfc822\n\n" * depth + raw
+    opening = b"".join(b'Content-Type: multipart/mixed; boundary="n%d"\n\n--n%d\n' % (i, i) for i in range(depth))
+    closing = b"".join(b"\n--n%d--\n" % i for i in reversed(range(depth)))
+    return b"From: mailer-daemon@mx.example.net\nMIME-Version: 1.0\n" + opening + raw + closing
+
+
+def test_a_report_a_few_levels_down_is_still_read():
+    report = parse_bounce(wrapped(sample(POSTFIX), 10))
+    assert report.permanent == {"gone.reader@example.net"}
+    assert report.original_message_id == "20250321.x4Jm2bQv9TzL0aR7cN1pWg@papers.example.org"
+
+
+@pytest.mark.parametrize("kind", [b"multipart", b"message"])
+def test_a_message_nested_deeper_than_mail_ever_is_refused_before_the_parser_recurses(kind):
+    # Refused by the bound while parsing (TooDeeplyNested), not read until Python's recursion
+    # limit stopped it (a RecursionError caught as "unreadable": an empty report and a traceback logged).
+    with pytest.raises(TooDeeplyNested, match="too deeply nested"):
+        parse_bounce(wrapped(sample(POSTFIX), 5000, kind=kind))
+    assert parse_bounce(wrapped(sample(POSTFIX), MAX_DEPTH - 10)).permanent == {"gone.reader@example.net"}
 
 # --- reading mailboxes ------------------------------------------------------------------------
 

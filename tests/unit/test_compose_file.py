@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 import shlex
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from pipeline.cli import app as cli_app
@@ -42,8 +45,10 @@ def test_our_services_wait_for_healthy_dependencies_and_use_real_settings():
         assert service["depends_on"] == {dep: {"condition": "service_healthy"} for dep in ("postgres", "redis",
                                                                                             "mailpit")}
         assert set(service["environment"]) <= fields, set(service["environment"]) - fields
-        assert service["environment"]["ENVIRONMENT"] == "production"
+        assert service["environment"]["ENVIRONMENT"] == "${ENVIRONMENT:-production}"  # production unless told
         assert service["environment"]["SECRET_KEY"].startswith("${SECRET_KEY:?")  # no default secret
+        # No default address: production refuses http://, and a public https:// one cannot be guessed.
+        assert service["environment"]["BASE_URL"].startswith("${BASE_URL:?")
 
 
 def test_the_worker_listens_on_every_queue_tasks_are_sent_to():
@@ -66,3 +71,31 @@ def test_the_web_command_and_the_cli_entrypoint_exist():
 
 def test_redis_keeps_its_queue_across_restarts():
     assert "--appendonly" in SERVICES["redis"]["command"] and SERVICES["redis"]["volumes"]
+
+
+def _filled_in(value: str, env: dict[str, str]) -> str:
+    """``${VAR:-default}`` and ``${VAR:?message}`` as docker compose fills them in from ``env``."""
+    def one(match: re.Match[str]) -> str:
+        name, kind, rest = match.group(1), match.group(2), match.group(3)
+        if env.get(name):
+            return env[name]
+        if kind == "?":
+            raise KeyError(f"compose refuses to start without {name}: {rest}")
+        return rest or ""
+    return re.sub(r"\$\{(\w+)(?::([-?])([^}]*))?\}", one, str(value))
+
+
+def _settings_from_compose(env: dict[str, str]) -> Settings:
+    values = {name.lower(): _filled_in(value, env) for name, value in SERVICES["web"]["environment"].items()}
+    return Settings(_env_file=None, **values)
+
+
+def test_the_compose_settings_hold_together_in_production_and_for_a_local_trial():
+    secret = {"SECRET_KEY": secrets.token_urlsafe(32)}
+    assert _settings_from_compose({**secret, "BASE_URL": "https://papers.example.org"}).environment == "production"
+    trial = _settings_from_compose({**secret, "ENVIRONMENT": "development", "BASE_URL": "http://localhost:8000"})
+    assert trial.base_url == "http://localhost:8000"
+    with pytest.raises(KeyError, match="BASE_URL"):
+        _settings_from_compose(secret)
+    with pytest.raises(ValidationError, match="BASE_URL must be an https:// URL"):
+        _settings_from_compose({**secret, "BASE_URL": "http://localhost:8000"})
