@@ -92,6 +92,7 @@ class TerminalLogHandler(logging.Handler):
         except Exception:  # noqa: BLE001  logging must never stop the command
             self.handleError(record)
 
+
 DEMO_SUBSCRIBERS = ("ada@example.org", "grace@example.org", "alan@example.org")
 
 DateOpt = Annotated[
@@ -692,8 +693,9 @@ def subscribers_list(
 
 
 def main() -> None:
-    if not logging.getLogger().handlers:  # unless logging was set up by whoever runs us
-        logging.getLogger().addHandler(TerminalLogHandler(logging.WARNING))
+    ours = logging.getLogger("pipeline")
+    if not ours.handlers and not logging.getLogger().handlers:  # unless logging was set up by whoever runs us
+        ours.addHandler(TerminalLogHandler(logging.WARNING))  # the libraries' own chatter stays where it was
     try:
         app()
     except PapermailError as exc:
