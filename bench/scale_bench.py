@@ -90,11 +90,11 @@ def add_subscribers(engine, n: int, chunk: int = 5000) -> None:  # type: ignore[
 
 def prepare_issue(cfg, n: int) -> None:  # type: ignore[no-untyped-def]
     """Sample papers, ``n`` subscribers and the built issue of DAY, in an empty database."""
-    from pipeline import jobs
+    from pipeline import service
 
-    jobs.ingest(cfg, day=DAY, source="sample")
-    add_subscribers(jobs.engine(cfg), n)
-    jobs.build(cfg, day=DAY)
+    service.ingest(cfg, day=DAY, source="sample")
+    add_subscribers(service.engine(cfg), n)
+    service.build(cfg, day=DAY)
 
 
 def rss_kb() -> int:
@@ -145,13 +145,13 @@ def child_send(args: argparse.Namespace) -> dict:
     """start_sending, then every planned batch through send_range in this process, one after the other."""
     from sqlalchemy import text
 
-    from pipeline import jobs
+    from pipeline import service
 
     cfg = settings_for(args.db, Path(args.outbox), args.smtp, batch_size=args.batch_size, claim_size=args.claim_size)
-    engine = jobs.engine(cfg)
+    engine = service.engine(cfg)
     rss_start = rss_kb()
     start = time.perf_counter()
-    issue_id, batches = jobs.start_sending(cfg, day=DAY)
+    issue_id, batches = service.start_sending(cfg, day=DAY)
     plan_seconds = time.perf_counter() - start
 
     rss_before = rss_kb()
@@ -161,12 +161,12 @@ def child_send(args: argparse.Namespace) -> dict:
     rss_samples = []
     start = time.perf_counter()
     for after_id, upto_id in batches:
-        result = jobs.send_range(cfg, issue_id=issue_id, after_id=after_id, upto_id=upto_id)
+        result = service.send_range(cfg, issue_id=issue_id, after_id=after_id, upto_id=upto_id)
         totals.update(sent=result.sent, temporary=result.temporary, permanent=result.permanent,
                       uncertain=result.uncertain, skipped=result.skipped)
         rss_samples.append(rss_kb())
     send_seconds = time.perf_counter() - start
-    jobs.finish(cfg, issue_id=issue_id)
+    service.finish(cfg, issue_id=issue_id)
 
     with engine.connect() as conn:
         sent_rows = conn.execute(text("SELECT count(*) FROM delivery WHERE status = 'sent'")).scalar_one()
@@ -440,10 +440,10 @@ def open_deliveries(engine) -> tuple[int, int]:  # type: ignore[no-untyped-def]
 
 def wait_until_sent(cfg, engine, workers: list[subprocess.Popen], timeout: float) -> tuple[dict[str, int], list[float]]:  # type: ignore[no-untyped-def]
     """Poll the ledger until the issue's deliveries exist and none is open (twice a second, cheaply); every few
-    seconds also call jobs.progress (what `papermail status` shows) and time it.
+    seconds also call service.progress (what `papermail status` shows) and time it.
 
     Returns the counts per state and how long each progress() call took (seconds)."""
-    from pipeline import jobs
+    from pipeline import service
 
     deadline = time.monotonic() + timeout
     next_progress, next_note = time.monotonic() + 5, time.monotonic() + 30
@@ -451,7 +451,7 @@ def wait_until_sent(cfg, engine, workers: list[subprocess.Popen], timeout: float
     while True:
         total, open_ = open_deliveries(engine)
         if total and not open_:
-            info = jobs.progress(cfg, day=DAY)
+            info = service.progress(cfg, day=DAY)
             return {state: n for state, n in info["counts"].items() if n}, took  # type: ignore[union-attr]
         if any(w.poll() is not None for w in workers):
             raise RuntimeError(f"a worker exited while sending: {open_:,} of {total:,} deliveries open")
@@ -459,7 +459,7 @@ def wait_until_sent(cfg, engine, workers: list[subprocess.Popen], timeout: float
             raise RuntimeError(f"not finished after {timeout:.0f} s: {open_:,} of {total:,} deliveries open")
         if time.monotonic() > next_progress:
             start = time.perf_counter()
-            info = jobs.progress(cfg, day=DAY)
+            info = service.progress(cfg, day=DAY)
             took.append(time.perf_counter() - start)
             next_progress += 5
             issue = info["issue"]
@@ -500,7 +500,7 @@ def worker_shares(logs: list[Path]) -> list[tuple[int, int]]:
 def workers_run(n: int, w: int, args: argparse.Namespace) -> dict:
     from sqlalchemy import create_engine, text
 
-    from pipeline import jobs
+    from pipeline import service
 
     procs = Procs()
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmpname, contextlib.ExitStack() as stack:
@@ -516,7 +516,7 @@ def workers_run(n: int, w: int, args: argparse.Namespace) -> dict:
         start = time.perf_counter()
         prepare_issue(cfg, n)
         populate_seconds = time.perf_counter() - start
-        jobs.engine(cfg).dispose()
+        service.engine(cfg).dispose()
 
         env = worker_env(database_url, broker_url, smtp_url, tmp, args)
         logs = [tmp / f"worker{i}.log" for i in range(w)]
@@ -554,7 +554,7 @@ def workers_run(n: int, w: int, args: argparse.Namespace) -> dict:
         sink_cpu = cpu_seconds(sink.pid)
         for proc in workers:
             procs.stop(proc)
-        jobs.engine(cfg).dispose()
+        service.engine(cfg).dispose()
         shares = worker_shares(logs)
 
     expected = {address(i) for i in range(n)}
@@ -590,7 +590,7 @@ def workers_part(args: argparse.Namespace) -> None:
                   f"{r['workers_seconds']:.1f} s, `papermail send` took {r['queued_seconds']:.1f} s, "
                   f"done {r['wall']:.1f} s after it started; ledger {r['states']}", flush=True)
             pms = r["progress_ms"]
-            progress = (f"; jobs.progress() took {pms[len(pms) // 2]:.0f} ms median, {pms[-1]:.0f} ms max "
+            progress = (f"; service.progress() took {pms[len(pms) // 2]:.0f} ms median, {pms[-1]:.0f} ms max "
                         f"({len(pms)} calls while sending)") if pms else ""
             print(f"    first message sent {r['first_after_start']:.1f} s after `papermail send` started; CPU s: workers "
                   f"{', '.join(f'{c:.0f}' for c in r['worker_cpu'])}, sink {r['sink_cpu']:.0f}; worker peak RSS MB: "

@@ -27,9 +27,11 @@ from pathlib import Path
 from scale_bench import add_subscribers, fresh_database
 from sqlalchemy import text
 
-from pipeline import jobs, slots
-from pipeline.dispatch import RecipientFactory, build_template, send_batch
-from pipeline.messengers import SMTPMessenger
+from pipeline import service
+from pipeline.compose import slots
+from pipeline.delivery.batch import send_batch
+from pipeline.delivery.messengers import SMTPMessenger
+from pipeline.delivery.personalize import RecipientFactory, build_template
 from pipeline.models import Issue
 from pipeline.settings import Settings
 
@@ -57,20 +59,20 @@ def settings_for(database_url: str, outbox: Path, smtp_url: str | None = None) -
 
 
 def prepare(cfg: Settings, subscribers: int) -> Issue:
-    jobs.ingest(cfg, day=DAY, source="sample")
-    engine = jobs.engine(cfg)
+    service.ingest(cfg, day=DAY, source="sample")
+    engine = service.engine(cfg)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM delivery"))
         conn.execute(text("DELETE FROM subscriber"))
         conn.execute(text("UPDATE issue SET send_started_at = NULL, status = 'built'"))  # send it afresh
     add_subscribers(engine, subscribers)
-    issue, _ = jobs.build(cfg, day=DAY)
+    issue, _ = service.build(cfg, day=DAY)
     return issue
 
 
 def per_message_emailmessage(issue: Issue, cfg: Settings, n: int) -> float:
     """The straightforward way: a new EmailMessage per subscriber. Returns seconds per message."""
-    ctx = jobs.send_context(cfg)
+    ctx = service.send_context(cfg)
     make = RecipientFactory(issue, ctx)
     start = time.perf_counter()
     for i in range(n):
@@ -89,7 +91,7 @@ def per_message_emailmessage(issue: Issue, cfg: Settings, n: int) -> float:
 
 
 def per_message_template(issue: Issue, cfg: Settings, n: int) -> float:
-    ctx = jobs.send_context(cfg)
+    ctx = service.send_context(cfg)
     template, make = build_template(issue, ctx), RecipientFactory(issue, ctx)
     start = time.perf_counter()
     for i in range(n):
@@ -98,7 +100,7 @@ def per_message_template(issue: Issue, cfg: Settings, n: int) -> float:
 
 
 def smtp_smtplib(issue: Issue, cfg: Settings, port: int, n: int) -> float:
-    ctx = jobs.send_context(cfg)
+    ctx = service.send_context(cfg)
     template, make = build_template(issue, ctx), RecipientFactory(issue, ctx)
     messages = [template.render(make(f"r{i}@example.org", f"uid{i:06}")) for i in range(n)]
     with smtplib.SMTP("127.0.0.1", port) as smtp:
@@ -109,7 +111,7 @@ def smtp_smtplib(issue: Issue, cfg: Settings, port: int, n: int) -> float:
 
 
 def smtp_messenger(issue: Issue, cfg: Settings, port: int, n: int) -> float:
-    ctx = jobs.send_context(cfg)
+    ctx = service.send_context(cfg)
     template, make = build_template(issue, ctx), RecipientFactory(issue, ctx)
     recipients = [make(f"r{i}@example.org", f"uid{i:06}") for i in range(n)]
     messenger = SMTPMessenger(f"smtp://127.0.0.1:{port}", timeout=10)
@@ -125,12 +127,12 @@ def smtp_messenger(issue: Issue, cfg: Settings, port: int, n: int) -> float:
 def full_send(cfg: Settings, subscribers: int) -> float:
     """send_batch over every subscriber, ledger writes included. Returns messages per second."""
     issue = prepare(cfg, subscribers)
-    jobs.start_sending(cfg, day=DAY)
+    service.start_sending(cfg, day=DAY)
     port = int(cfg.smtp_url.rsplit(":", 1)[1])  # type: ignore[union-attr]
     messenger = SMTPMessenger(f"smtp://127.0.0.1:{port}", timeout=10)
     start = time.perf_counter()
-    result = send_batch(jobs.engine(cfg), issue_id=issue.id, after_id=0, upto_id=10**12,  # type: ignore[arg-type]
-                        messenger=messenger, ctx=jobs.send_context(cfg))
+    result = send_batch(service.engine(cfg), issue_id=issue.id, after_id=0, upto_id=10**12,  # type: ignore[arg-type]
+                        messenger=messenger, ctx=service.send_context(cfg))
     elapsed = time.perf_counter() - start
     messenger.close()
     assert result.sent == subscribers, result
@@ -154,8 +156,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = settings_for(f"sqlite:///{tmp}/bench.db", Path(tmp) / "outbox", f"smtp://127.0.0.1:{port}")
             issue = prepare(cfg, 10)
-            html_kb, eml_kb = len(issue.html.encode()) / 1024, len(build_template(issue, jobs.send_context(cfg)).render(
-                RecipientFactory(issue, jobs.send_context(cfg))("a@example.org", "uid"))) / 1024
+            html_kb, eml_kb = len(issue.html.encode()) / 1024, len(build_template(issue, service.send_context(cfg)).render(
+                RecipientFactory(issue, service.send_context(cfg))("a@example.org", "uid"))) / 1024
             print(f"issue: {len(issue.items)} papers, HTML {html_kb:.1f} KB, message {eml_kb:.1f} KB")
 
             slow = median([per_message_emailmessage(issue, cfg, 200) for _ in range(args.repeat)])
@@ -177,7 +179,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp, fresh_database(args.postgres, Path(tmp)) as url:
                 cfg = settings_for(url, Path(tmp) / "outbox", f"smtp://127.0.0.1:{port}")
                 rates = [full_send(cfg, args.subscribers) for _ in range(args.repeat)]
-                jobs.engine(cfg).dispose()
+                service.engine(cfg).dispose()
             print(f"send   send_batch + ledger, Postgres: {median(rates):8,.0f} msg/s median of {args.repeat}")
     finally:
         sink.terminate()

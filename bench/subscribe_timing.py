@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
-from pipeline import jobs  # noqa: E402
+from pipeline import service  # noqa: E402
 from pipeline.models import Subscriber, SubscriberStatus  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.web import create_app  # noqa: E402
@@ -39,7 +39,7 @@ def main() -> None:
         url = args.postgres or f"sqlite:///{tmp}/bench.db"
         cfg = Settings(_env_file=None, database_url=url, outbox_dir=Path(tmp) / "outbox",
                        subscribe_rate_limit="1000000/minute")
-        with Session(jobs.engine(cfg)) as session:
+        with Session(service.engine(cfg)) as session:
             for state in STATES[1:]:
                 for i in range(args.requests):
                     session.add(Subscriber(email=f"{state}{i}@example.org", status=SubscriberStatus(state)))

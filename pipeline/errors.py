@@ -10,7 +10,7 @@
     └── DeliveryError         a messenger could not be opened at all
 
 Per-message SMTP failures are *not* exceptions: a batch returns them as data
-(see ``pipeline.messengers.SendResult``) so one bad address never stops a batch.
+(see ``pipeline.delivery.messengers.SendResult``) so one bad address never stops a batch.
 """
 
 

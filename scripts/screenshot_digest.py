@@ -18,8 +18,8 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import jobs  # noqa: E402
-from pipeline.render import RenderedIssue  # noqa: E402
+from pipeline import service  # noqa: E402
+from pipeline.compose.render import RenderedIssue  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
 CHROMIUM_ARGS = [
@@ -37,8 +37,8 @@ def sample_issue(work: Path) -> RenderedIssue:
     """The real daily job's issue for the bundled sample day, built in a throwaway database."""
     cfg = Settings(_env_file=None, database_url=f"sqlite:///{work / 'screens.db'}", outbox_dir=work / "outbox",  # type: ignore[call-arg]
                    base_url="https://papers.example.org", mail_from="Trending ML Papers <digest@papers.example.org>")
-    jobs.ingest(cfg, day=jobs.sample_day(), source=jobs.SAMPLE)
-    issue, _ = jobs.build(cfg, day=jobs.sample_day())
+    service.ingest(cfg, day=service.sample_day(), source=service.SAMPLE)
+    issue, _ = service.build(cfg, day=service.sample_day())
     return RenderedIssue(subject=issue.subject, html=issue.html, text=issue.text)
 
 

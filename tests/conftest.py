@@ -42,8 +42,8 @@ def postgres_url() -> Iterator[str]:
     with psycopg.connect(_pg_admin_dsn(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    from pipeline.db import engine_for
-    from pipeline.jobs import _ready_engine
+    from pipeline.db.engine import engine_for
+    from pipeline.service.context import _ready_engine
 
     _ready_engine.cache_clear()
     engine_for.cache_clear()

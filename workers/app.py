@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import Celery
 from celery.schedules import crontab
 
+from pipeline.service import runner
 from pipeline.settings import Settings, get_settings
 
 
@@ -31,11 +32,11 @@ def make_app(settings: Settings) -> Celery:
         # Redis redelivers an unacknowledged task after this; every retry delay stays below it.
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
         broker_connection_retry_on_startup=True,
-        task_default_queue="papermail",
-        task_routes={"papermail.send_batch": {"queue": "papermail.send"}},
+        task_default_queue=runner.DEFAULT_QUEUE,
+        task_routes={name: {"queue": queue} for name, queue in runner.QUEUES.items()},
         beat_schedule={
             "daily-digest": {
-                "task": "papermail.run",
+                "task": runner.RUN_DAY,
                 "schedule": crontab(minute=0, hour=settings.send_hour),
                 "kwargs": {"source": "hf", "scheduled": True},
                 # A run still queued hours later (no worker was up) is dropped by the broker.

@@ -17,7 +17,7 @@ import httpx
 from pipeline.errors import ConfigError, IngestError
 from pipeline.ingest.hf import github_repo_url, normalize_arxiv_id, parse_timestamp
 from pipeline.ingest.http import get_with_retries
-from pipeline.records import PaperIn, ParseResult, Skipped
+from pipeline.ingest.records import PaperIn, ParseResult, Skipped
 from pipeline.text import clean_text
 
 NS = {

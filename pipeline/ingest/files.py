@@ -12,9 +12,9 @@ from pathlib import Path
 
 from pipeline.errors import IngestError
 from pipeline.ingest.hf import parse_day
-from pipeline.records import ParseResult
+from pipeline.ingest.records import ParseResult
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # package data, shipped in the wheel
+DATA_DIR = Path(__file__).resolve().parent / "data"  # package data, shipped in the wheel
 _STAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:_(\d{2})(\d{2})Z)?", re.ASCII)
 
 

@@ -19,7 +19,7 @@ import httpx
 
 from pipeline.errors import DayNotAvailable, IngestError
 from pipeline.ingest.http import get_with_retries
-from pipeline.records import PaperIn, ParseResult, Skipped
+from pipeline.ingest.records import PaperIn, ParseResult, Skipped
 from pipeline.text import clean_text
 
 MAX_PAGES = 50  # 5,000 papers in a day is far beyond any real list: the API is ignoring ``p``

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from pipeline.ingest.records import PaperIn
 from pipeline.models import Paper, PaperMetrics, utcnow
-from pipeline.records import PaperIn
 
 CHUNK = 500  # ids per IN (...) query: well under SQLite's and PostgreSQL's bind limits
 

@@ -11,14 +11,15 @@ import datetime as dt
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from pipeline import jobs
+from pipeline import service
 from pipeline.errors import PapermailError
 from pipeline.models import Edition, ResendScope
+from pipeline.service.runner import Runner
 from pipeline.settings import Settings
 from pipeline.web.admin_guard import token_matches
 from pipeline.web.deps import SettingsDep
@@ -101,26 +102,18 @@ def _error(exc: PapermailError, status: int = 409) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=status)
 
 
-def _dispatch(settings: Settings, day: dt.date, edition: Edition) -> None:
-    """Queue the issue's open deliveries: on the workers, or in-process after the answer."""
-    if settings.broker_url:
-        from workers.tasks import dispatch
-
-        dispatch.delay(day.isoformat(), edition.value)
-        return
+def _dispatch(runner: Runner, day: dt.date, edition: Edition) -> None:
+    """Send the issue's open deliveries, after the answer: queued on the workers, or here."""
     try:
-        issue_id, batches = jobs.start_sending(settings, day=day, edition=edition)
-        for after_id, upto_id in batches:
-            jobs.send_range(settings, issue_id=issue_id, after_id=after_id, upto_id=upto_id)
-        jobs.finish(settings, issue_id=issue_id)
+        runner.send_issue(day=day, edition=edition)
     except PapermailError:
-        log.exception("in-process dispatch of %s failed", day)
+        log.exception("dispatch of %s failed", day)
 
 
 @router.get("/issues/{day}", responses={200: {"model": IssueProgress}})
 def issue_status(day: dt.date, settings: AdminSettings, edition: Edition = Edition.daily) -> JSONResponse:
     try:
-        info = jobs.progress(settings, day=day, edition=edition)
+        info = service.progress(settings, day=day, edition=edition)
     except PapermailError as exc:
         return _error(exc, 404)
     issue = info["issue"]
@@ -138,13 +131,14 @@ def issue_status(day: dt.date, settings: AdminSettings, edition: Edition = Editi
     202: {"description": "Queued; sending starts after this answer", "model": ResendOutcome},
     400: admin_error("Scope `all` without `force`, no `reason`, or a body that is not JSON text"),
     409: admin_error("The issue cannot be resent (it does not exist or has not gone out)")})
-def resend(day: dt.date, request: ResendRequest, settings: AdminSettings, background: BackgroundTasks) -> JSONResponse:
+def resend(day: dt.date, request: ResendRequest, settings: AdminSettings, background: BackgroundTasks,
+           http_request: Request) -> JSONResponse:
     if request.scope is ResendScope.all and not (request.force or request.dry_run):
         return JSONResponse({"error": "scope 'all' sends the issue again to everyone: set force"}, status_code=400)
     if not request.reason.strip() and not request.dry_run:
         return JSONResponse({"error": "give a reason: every resend is recorded"}, status_code=400)
     try:
-        record, plan = jobs.resend(settings, day=day, edition=request.edition, scope=request.scope,
+        record, plan = service.resend(settings, day=day, edition=request.edition, scope=request.scope,
                                    addresses=request.addresses, reason=request.reason, requested_by="admin-api",
                                    dry_run=request.dry_run)
     except PapermailError as exc:
@@ -152,7 +146,7 @@ def resend(day: dt.date, request: ResendRequest, settings: AdminSettings, backgr
     body = {"resend_id": record.id if record else None, "recipients": plan.addresses,
             "skipped": [{"address": a, "why": why} for a, why in plan.skipped], "dry_run": request.dry_run}
     if record is not None:
-        background.add_task(_dispatch, settings, day, request.edition)
+        background.add_task(_dispatch, http_request.app.state.runner, day, request.edition)
     return JSONResponse(body, status_code=202 if record else 200)
 
 
@@ -161,7 +155,7 @@ def resend(day: dt.date, request: ResendRequest, settings: AdminSettings, backgr
     409: {"description": "Not sending, so not paused", "model": PauseOutcome}, **MALFORMED_BODY})
 def pause(day: dt.date, request: PauseRequest, settings: AdminSettings) -> JSONResponse:
     try:
-        paused = jobs.pause(settings, day=day, edition=request.edition, reason=request.reason)
+        paused = service.pause(settings, day=day, edition=request.edition, reason=request.reason)
     except PapermailError as exc:
         return _error(exc, 404)
     return JSONResponse({"paused": paused}, status_code=200 if paused else 409)
@@ -170,12 +164,12 @@ def pause(day: dt.date, request: PauseRequest, settings: AdminSettings) -> JSONR
 @router.post("/issues/{day}/resume", status_code=202, responses={
     202: {"description": "Resumed; sending carries on after this answer", "model": ResumeOutcome},
     409: {"description": "Not paused, so not resumed", "model": ResumeOutcome}})
-def resume(day: dt.date, settings: AdminSettings, background: BackgroundTasks,
+def resume(day: dt.date, settings: AdminSettings, background: BackgroundTasks, http_request: Request,
            edition: Edition = Edition.daily) -> JSONResponse:
     try:
-        resumed = jobs.resume(settings, day=day, edition=edition)
+        resumed = service.resume(settings, day=day, edition=edition)
     except PapermailError as exc:
         return _error(exc, 404)
     if resumed:
-        background.add_task(_dispatch, settings, day, edition)
+        background.add_task(_dispatch, http_request.app.state.runner, day, edition)
     return JSONResponse({"resumed": resumed}, status_code=202 if resumed else 409)

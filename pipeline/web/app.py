@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pipeline.service.runner import runner_for
 from pipeline.settings import Settings
 from pipeline.web import admin, archive, health, manage, subscribe
 from pipeline.web.admin_guard import AdminGuard, failed_token_limit
@@ -60,7 +61,8 @@ def create_app(settings: Settings, *, send_confirmation: SendConfirmation | None
     app = FastAPI(title=settings.list_name, docs_url=None, redoc_url=None,  # the docs pages load outside JavaScript
                   openapi_url="/openapi.json" if settings.serves_openapi else None)  # a map of the admin API
     app.state.settings = settings
-    app.state.send_confirmation = send_confirmation or default_sender(settings)
+    app.state.runner = runner_for(settings)  # in this process, or queued on the workers: chosen once, here
+    app.state.send_confirmation = send_confirmation or default_sender(app.state.runner)
     app.state.limiter = subscribe_limit(rate=settings.subscribe_rate_limit, storage_uri=settings.rate_limit_storage,
                                         trust_proxy_headers=settings.trust_proxy_headers)
     for module in (subscribe, manage, archive, health):

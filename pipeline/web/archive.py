@@ -9,8 +9,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import col, select
 
-from pipeline import slots
-from pipeline.issues import find_issue
+from pipeline.compose import slots
+from pipeline.digest.issues import find_issue
 from pipeline.models import Edition, Issue
 from pipeline.web.deps import SessionDep, SettingsDep
 from pipeline.web.openapi_docs import ARCHIVED_ISSUE

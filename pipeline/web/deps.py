@@ -9,11 +9,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlmodel import Session
 
-from pipeline import jobs
+from pipeline import service
+from pipeline.audience.subscriptions import find
+from pipeline.audience.tokens import Purpose, Signer
 from pipeline.models import Subscriber
 from pipeline.settings import Settings
-from pipeline.subscriptions import find
-from pipeline.tokens import Purpose, Signer
 
 
 class InvalidLink(Exception):
@@ -26,7 +26,7 @@ def get_settings(request: Request) -> Settings:
 
 def db_session(request: Request) -> Iterator[Session]:
     """One session per request; routes commit explicitly, anything uncommitted is rolled back on close."""
-    with Session(jobs.engine(get_settings(request)), expire_on_commit=False) as session:
+    with Session(service.engine(get_settings(request)), expire_on_commit=False) as session:
         yield session
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from pipeline import jobs
+from pipeline import service
 from pipeline.settings import Settings
 from pipeline.web.deps import SettingsDep
 from pipeline.web.openapi_docs import HEALTH
@@ -21,7 +21,7 @@ def _error(exc: Exception) -> str:
 
 def database_status(settings: Settings) -> str:
     try:
-        with jobs.engine(settings).connect() as conn:
+        with service.engine(settings).connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001
         return _error(exc)

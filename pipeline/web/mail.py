@@ -5,24 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from pipeline import jobs
-from pipeline.settings import Settings
+from pipeline.service.runner import Runner
 
 log = logging.getLogger(__name__)
 
 SendConfirmation = Callable[[int], None]
 
 
-def default_sender(settings: Settings) -> SendConfirmation:
-    """A Celery task when there is a broker, else the mail step itself (run after the answer is sent)."""
+def default_sender(runner: Runner) -> SendConfirmation:
+    """The runner's confirmation step: a task on the workers, or the mail step itself after the answer."""
 
     def send(subscriber_id: int) -> None:
-        if settings.broker_url:
-            from workers.tasks import send_confirmation  # lazily: the site must start without Celery configured
-
-            send_confirmation.delay(subscriber_id)
-        else:
-            jobs.send_confirmation(settings, subscriber_id=subscriber_id)
+        runner.send_confirmation(subscriber_id=subscriber_id)
 
     return send
 

@@ -12,10 +12,10 @@ from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
+from pipeline.audience.subscriptions import Preferences, resubscribe, unsubscribe, update_preferences
+from pipeline.audience.tokens import Purpose
 from pipeline.models import MAX_DIGEST_SIZE, MIN_DIGEST_SIZE, Subscriber, SubscriberStatus, utcnow
 from pipeline.settings import Settings
-from pipeline.subscriptions import Preferences, resubscribe, unsubscribe, update_preferences
-from pipeline.tokens import Purpose
 from pipeline.web.deps import SessionDep, SettingsDep, subscriber_for, token_for
 from pipeline.web.mail import send_safely
 from pipeline.web.openapi_docs import INVALID_LINK, PREFERENCES_SAVE

@@ -9,7 +9,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from pipeline.render import templates_path
+from pipeline.compose.render import templates_path
 
 SECURITY_HEADERS = {
     # Tokens are in the paths: a click from a page must not hand them to another site.

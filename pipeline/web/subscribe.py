@@ -9,10 +9,10 @@ from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.exc import IntegrityError
 
+from pipeline.audience.subscriptions import can_confirm, confirm, request_subscription
+from pipeline.audience.tokens import Purpose
 from pipeline.errors import SubscriberError
 from pipeline.models import SubscriberStatus, utcnow
-from pipeline.subscriptions import can_confirm, confirm, request_subscription
-from pipeline.tokens import Purpose
 from pipeline.web.deps import SessionDep, SettingsDep, confirmation_for, token_for
 from pipeline.web.mail import send_safely
 from pipeline.web.openapi_docs import INVALID_LINK, SUBSCRIBE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from pipeline import jobs
+from pipeline import service
 from pipeline.web import create_app
 from tests.integration.test_dispatch_smtp import DAY, prepare, send_all
 
@@ -66,7 +66,7 @@ def test_status_resend_and_pause_over_http(client, cfg, smtp_server, smtp_script
 def test_pause_and_resume_over_http(client, cfg, smtp_server):
     handler, _ = smtp_server
     prepare(cfg, n=3)
-    jobs.start_sending(cfg, day=DAY)
+    service.start_sending(cfg, day=DAY)
     assert client.post(f"/admin/issues/{DAY}/pause", headers=AUTH, json={"reason": "wrong subject"}).json() == {
         "paused": True}
     assert client.get(f"/admin/issues/{DAY}", headers=AUTH).json()["paused_reason"] == "wrong subject"

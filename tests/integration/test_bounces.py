@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from pipeline import jobs
-from pipeline.bounce_reports import parse_bounce
-from pipeline.bounces import BounceCount, clear_bounces, mark_permanent_failure, record_bounces
-from pipeline.dispatch import open_deliveries
-from pipeline.message_ids import make_message_id
+from pipeline import service
+from pipeline.audience.bounces import BounceCount, clear_bounces, mark_permanent_failure, record_bounces
+from pipeline.compose.message_ids import make_message_id
+from pipeline.delivery.ledger import open_deliveries
+from pipeline.inbound.bounce_reports import parse_bounce
 from pipeline.models import Delivery, DeliveryStatus, Edition, Issue, Subscriber, SubscriberStatus
 from tests.conftest import FIXTURES
 from tests.integration.test_cli import papermail
@@ -72,7 +72,7 @@ def returned(final: str, original_id: str | None, *, n: int = 1, status: str = "
 
 @pytest.fixture
 def session(make_settings, database_url):
-    with Session(jobs.engine(make_settings(database_url=database_url)), expire_on_commit=False) as s:
+    with Session(service.engine(make_settings(database_url=database_url)), expire_on_commit=False) as s:
         yield s
 
 
@@ -269,7 +269,7 @@ def run_bounces(cwd: Path, db: str, *args: str, stdin: Path | None = None) -> su
 @pytest.fixture
 def cli_db(tmp_path, make_settings) -> str:
     url = f"sqlite:///{tmp_path / 'papermail.db'}"
-    with Session(jobs.engine(make_settings(database_url=url)), expire_on_commit=False) as s:
+    with Session(service.engine(make_settings(database_url=url)), expire_on_commit=False) as s:
         for email in ("gone.reader@example.net", "old.address@example.com", "busy.reader@example.org"):
             delivered(s, email)
     return url

@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 from sqlmodel import Session, select
 
-from pipeline import jobs
+from pipeline import service
 from pipeline.models import Subscriber, SubscriberStatus
 from pipeline.web import create_app
 from tests.conftest import SMTPScript, free_port
@@ -102,20 +102,20 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_a_real_browser(site, brows
     confirm_url = re.search(r"http://127\.0\.0\.1:\d+/confirm/\S+", text).group(0)
     page.goto(confirm_url)
     shoot(browser, confirm_url, "3-confirm")
-    with Session(jobs.engine(cfg)) as session:  # opening the link changed nothing
+    with Session(service.engine(cfg)) as session:  # opening the link changed nothing
         assert session.exec(select(Subscriber.status)).one() == SubscriberStatus.pending
     page.get_by_role("button", name=re.compile("Confirm", re.I)).click()
     page.wait_for_load_state()
     assert "subscribed" in page.content()
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         assert session.exec(select(Subscriber.status)).one() == SubscriberStatus.active
 
     # 3. A digest goes out to the confirmed subscriber.
-    jobs.ingest(cfg, day=DAY, source="sample")
-    jobs.build(cfg, day=DAY)
-    issue_id, batches = jobs.start_sending(cfg, day=DAY)
+    service.ingest(cfg, day=DAY, source="sample")
+    service.build(cfg, day=DAY)
+    issue_id, batches = service.start_sending(cfg, day=DAY)
     for a, b in batches:
-        jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+        service.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
     digest = wait_for(lambda: [m for m in handler.messages if "Trending ML Papers —" in (m.message["Subject"] or "")],
                       "the digest")[0].message
     unsubscribe_url = digest["List-Unsubscribe"].split(",")[0].strip()[1:-1]
@@ -133,14 +133,14 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_a_real_browser(site, brows
     page.wait_for_load_state()
     assert "Saved" in page.content()
     shoot(browser, preferences_url, "4-preferences")
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         sub = session.exec(select(Subscriber)).one()
         assert (sub.frequency.value, sub.weekday, sub.digest_size) == ("weekly", 0, 5)
 
     # 5. The unsubscribe link: a page with one button; pressing it unsubscribes.
     page.goto(unsubscribe_url)
     shoot(browser, unsubscribe_url, "5-unsubscribe")
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         assert session.exec(select(Subscriber.status)).one() == SubscriberStatus.active
     page.get_by_role("button", name=re.compile("^Unsubscribe$", re.I)).click()
     page.wait_for_load_state()
@@ -148,6 +148,6 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_a_real_browser(site, brows
     page.screenshot(path=str(ARTIFACTS / "6-unsubscribed-375.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 800})
     page.screenshot(path=str(ARTIFACTS / "6-unsubscribed-1280.png"), full_page=True)
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         assert session.exec(select(Subscriber.status)).one() == SubscriberStatus.unsubscribed
     page.close()

@@ -17,10 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from pipeline import jobs
+from pipeline import service
+from pipeline.audience.subscribers import Suppressed, import_rows, remove_subscribers, store_address
+from pipeline.audience.suppression import address_hash
+from pipeline.audience.tokens import Purpose, Signer
 from pipeline.models import DeliveryStatus, Subscriber, SubscriberStatus, Suppression, SuppressionReason
-from pipeline.subscribers import Suppressed, import_rows, remove_subscribers, store_address
-from pipeline.suppression import address_hash
 from pipeline.web import create_app
 from tests.integration.test_cli import papermail
 from tests.integration.test_dispatch_smtp import DAY, counts, send_all
@@ -53,7 +54,7 @@ def digests_to(cfg, address: str) -> list[Path]:
 
 
 def suppression(cfg, address: str) -> Suppression | None:
-    with Session(jobs.engine(cfg), expire_on_commit=False) as session:
+    with Session(service.engine(cfg), expire_on_commit=False) as session:
         return session.exec(select(Suppression).where(Suppression.address_hash == address_hash(address))).first()
 
 
@@ -63,7 +64,7 @@ def test_unsubscribe_then_a_stranger_resubscribes_then_an_operator_imports_and_n
         assert site.post("/subscribe", data={"email": HER}).status_code == 200
         assert site.post(confirmation_link(cfg, HER)).status_code == 200
         assert get(cfg, HER).status is SubscriberStatus.active
-        unsubscribe_url = f"/u/{jobs.Signer(cfg.secret_key, jobs.Purpose.unsubscribe).sign(get(cfg, HER).uid)}"
+        unsubscribe_url = f"/u/{Signer(cfg.secret_key, Purpose.unsubscribe).sign(get(cfg, HER).uid)}"
         assert site.post(unsubscribe_url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
         # A stranger's cross-site form posts her address, and presses "Resubscribe" in an old digest.
         stranger = site.post("/subscribe", data={"email": HER}, headers=CROSS_SITE)
@@ -77,7 +78,7 @@ def test_unsubscribe_then_a_stranger_resubscribes_then_an_operator_imports_and_n
     assert "added 1" in imported.stdout and "left unsubscribed/bounced/erased 1" in imported.stdout
     added = cli(tmp_path, cfg, "subscribers", "add", HER)
     assert f"{HER}: already known (unsubscribed)" in added.stdout
-    jobs.housekeeping(cfg, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=40))
+    service.housekeeping(cfg, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=40))
     again = cli(tmp_path, cfg, "subscribers", "import", "list.csv")
     assert "added 0" in again.stdout and "left unsubscribed/bounced/erased 1" in again.stdout
 
@@ -103,7 +104,7 @@ def test_a_confirmation_link_from_before_the_unsubscribe_confirms_nothing(cfg):
         first_link = confirmation_link(cfg, HER)
         site.post(first_link)
         uid = get(cfg, HER).uid
-        site.post(f"/u/{jobs.Signer(cfg.secret_key, jobs.Purpose.unsubscribe).sign(uid)}")
+        site.post(f"/u/{Signer(cfg.secret_key, Purpose.unsubscribe).sign(uid)}")
         # The first link is still within its week, but it was minted for the first sign-up.
         page = site.get(first_link)
         assert "unsubscribed after this confirmation link was sent" in page.text
@@ -141,9 +142,9 @@ def test_an_erased_address_leaves_only_a_hash_and_is_never_imported_again(cfg, t
 
 def test_force_consent_brings_back_an_unsubscribed_address_and_is_recorded(cfg, tmp_path):
     cli(tmp_path, cfg, "subscribers", "add", HER, "failing@example.org")
-    with Session(jobs.engine(cfg)) as session:
-        from pipeline.bounces import mark_permanent_failure
-        from pipeline.subscriptions import unsubscribe
+    with Session(service.engine(cfg)) as session:
+        from pipeline.audience.bounces import mark_permanent_failure
+        from pipeline.audience.subscriptions import unsubscribe
 
         her = session.exec(select(Subscriber).where(Subscriber.email == HER)).one()
         failing = session.exec(select(Subscriber).where(Subscriber.email == "failing@example.org")).one()
@@ -169,7 +170,7 @@ def test_force_consent_brings_back_an_unsubscribed_address_and_is_recorded(cfg, 
 def test_suppression_is_consulted_by_every_operator_path(make_settings, database_url):
     cfg = make_settings(database_url=database_url)
     now = dt.datetime.now(dt.UTC)
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         store_address(session, email=HER, confirmed=True)
         assert remove_subscribers(session, emails=[HER]) == ([HER], [])
         with pytest.raises(Suppressed):
@@ -177,7 +178,7 @@ def test_suppression_is_consulted_by_every_operator_path(make_settings, database
         report = import_rows(session, rows=[HER, "other@example.org"], confirmed=True)
         assert (report.added, report.kept_unsubscribed, report.to_confirm) == (1, 1, [])
         # Erased twice, or erased after unsubscribing: one record, and "removed" is what it says.
-        from pipeline.suppression import suppress
+        from pipeline.audience.suppression import suppress
 
         suppress(session, address=HER, reason=SuppressionReason.unsubscribed, now=now)
         session.commit()
@@ -190,17 +191,17 @@ def test_an_address_that_cannot_be_encoded_fails_alone_and_the_batch_goes_on(mak
     non-ASCII local part is failed with its reason, nothing is uncertain, and the rows after it are sent."""
     handler, url = smtp_server
     cfg = make_settings(database_url=database_url, smtp_url=url, send_batch_size=10, claim_size=2)
-    jobs.ingest(cfg, day=DAY, source="sample")
-    with Session(jobs.engine(cfg)) as session:
+    service.ingest(cfg, day=DAY, source="sample")
+    with Session(service.engine(cfg)) as session:
         for address in ("a@example.org", "jörg@example.org", "idn@bücher.example", "z@example.org"):
             session.add(Subscriber(email=address, status=SubscriberStatus.active))  # as an older version stored them
         session.commit()
-    jobs.build(cfg, day=DAY)
+    service.build(cfg, day=DAY)
     issue_id, _ = send_all(cfg)
     assert sorted(r for m in handler.messages for r in m.rcpt) == ["a@example.org", "idn@xn--bcher-kva.example",
                                                                     "z@example.org"]
     assert counts(cfg, issue_id) == {"sent": 3, "failed": 1}
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         jorg = session.exec(select(Subscriber).where(Subscriber.email == "jörg@example.org")).one()
         from pipeline.models import Delivery
 
@@ -212,7 +213,7 @@ def test_an_address_that_cannot_be_encoded_fails_alone_and_the_batch_goes_on(mak
 def test_housekeeping_command_forgets_the_unconfirmed_and_keeps_the_former(cfg, tmp_path):
     cli(tmp_path, cfg, "subscribers", "add", "--pending", "never@example.org", "former@example.org")
     long_ago = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         for sub in session.exec(select(Subscriber)):
             sub.confirmation_sent_at = sub.created_at = long_ago
             if sub.email == "former@example.org":  # left pending by an earlier version after asking again

@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import text
 
-from pipeline.db import create_schema, make_engine
+from pipeline.db.engine import create_schema, make_engine
 from pipeline.errors import ConfigError
 
 

@@ -9,42 +9,42 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, func, select
 
-from pipeline import jobs
-from pipeline.dispatch import delivery_counts
+from pipeline import service
+from pipeline.audience.subscribers import add_subscriber
+from pipeline.audience.tokens import Purpose, Signer
+from pipeline.delivery.ledger import delivery_counts
+from pipeline.delivery.messengers import SMTPMessenger
 from pipeline.errors import DeliveryError
-from pipeline.messengers import SMTPMessenger
 from pipeline.models import Delivery, DeliveryStatus, Issue, IssueStatus, Subscriber, SubscriberStatus
-from pipeline.subscribers import add_subscriber
-from pipeline.tokens import Purpose, Signer
 
 DAY = dt.date(2025, 3, 21)
 
 
 def subscribe(cfg, emails, *, confirmed=True):
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         for e in emails:
             add_subscriber(session, email=e, confirmed=confirmed)
         session.commit()
 
 
 def prepare(cfg, n=5, *, pending=()):
-    jobs.ingest(cfg, day=DAY, source="sample")
+    service.ingest(cfg, day=DAY, source="sample")
     emails = [f"reader{i:03}@example.org" for i in range(n)]
     subscribe(cfg, emails)
     subscribe(cfg, pending, confirmed=False)
-    jobs.build(cfg, day=DAY)
+    service.build(cfg, day=DAY)
     return emails
 
 
 def send_all(cfg):
-    issue_id, batches = jobs.start_sending(cfg, day=DAY)
-    results = [jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b) for a, b in batches]
-    jobs.finish(cfg, issue_id=issue_id)
+    issue_id, batches = service.start_sending(cfg, day=DAY)
+    results = [service.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b) for a, b in batches]
+    service.finish(cfg, issue_id=issue_id)
     return issue_id, results
 
 
 def counts(cfg, issue_id):
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         return {k: v for k, v in delivery_counts(session, issue_id=issue_id).items() if v}
 
 
@@ -63,7 +63,7 @@ def test_every_confirmed_subscriber_gets_one_valid_message(cfg, smtp_server):
     assert len(results) == 3  # 7 deliveries in batches of 3
     assert handler.connections == 3  # one SMTP connection per batch, reused for its messages
     assert counts(cfg, issue_id) == {"sent": 7}
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         issue = session.get(Issue, issue_id)
         assert issue.status == IssueStatus.finished and issue.finished_at is not None
         top_title = issue.items[0]["title"]
@@ -109,7 +109,7 @@ def test_temporary_and_permanent_failures_are_recorded_and_do_not_stop_the_batch
     issue_id, _ = send_all(cfg)
 
     assert sorted(r for m in handler.messages for r in m.rcpt) == [emails[0], emails[4], emails[5]]
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         rows = {s.email: d for d, s in session.exec(
             select(Delivery, Subscriber).where(Delivery.subscriber_id == Subscriber.id))}
         issue = session.get(Issue, issue_id)
@@ -122,7 +122,7 @@ def test_temporary_and_permanent_failures_are_recorded_and_do_not_stop_the_batch
     # Once due, a later run retries only those, and the issue finishes.
     smtp_script.rcpt_replies.clear()
     smtp_script.data_replies.clear()
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         for d in session.exec(select(Delivery).where(Delivery.status == DeliveryStatus.retry)):
             d.next_attempt_at = d.updated_at
             session.add(d)
@@ -141,7 +141,7 @@ def test_connection_dropped_after_the_final_dot_is_uncertain_not_resent(cfg, smt
     assert counts(cfg, issue_id) == {"sent": 4, "uncertain": 1}
     send_all(cfg)
     assert sorted(r for m in handler.messages for r in m.rcpt) == emails
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         issue = session.get(Issue, issue_id)
     assert issue.status == IssueStatus.finished
 
@@ -149,14 +149,14 @@ def test_connection_dropped_after_the_final_dot_is_uncertain_not_resent(cfg, smt
 def test_unsubscribed_before_its_turn_gets_nothing(cfg, smtp_server):
     handler, _ = smtp_server
     emails = prepare(cfg, n=4)
-    issue_id, batches = jobs.start_sending(cfg, day=DAY)  # the snapshot includes emails[3]
-    with Session(jobs.engine(cfg)) as session:
+    issue_id, batches = service.start_sending(cfg, day=DAY)  # the snapshot includes emails[3]
+    with Session(service.engine(cfg)) as session:
         sub = session.exec(select(Subscriber).where(Subscriber.email == emails[3])).one()
         sub.status = SubscriberStatus.unsubscribed
         session.add(sub)
         session.commit()
     for a, b in batches:
-        jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+        service.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
     assert emails[3] not in [r for m in handler.messages for r in m.rcpt]
     assert counts(cfg, issue_id) == {"sent": 3, "skipped": 1}
 
@@ -178,15 +178,15 @@ class CrashingMessenger:
 
 
 def test_crash_mid_batch_then_rerun_sends_each_remaining_subscriber_once(cfg, smtp_server):
-    from pipeline.dispatch import send_batch
+    from pipeline.delivery.batch import send_batch
 
     handler, url = smtp_server
     emails = prepare(cfg, n=8)
-    issue_id, _ = jobs.start_sending(cfg, day=DAY)
+    issue_id, _ = service.start_sending(cfg, day=DAY)
     crashing = CrashingMessenger(SMTPMessenger(url, timeout=10), crash_at=4)
     with pytest.raises(KeyboardInterrupt):
-        send_batch(jobs.engine(cfg), issue_id=issue_id, after_id=0, upto_id=10**9, messenger=crashing,
-                   ctx=jobs.send_context(cfg))
+        send_batch(service.engine(cfg), issue_id=issue_id, after_id=0, upto_id=10**9, messenger=crashing,
+                   ctx=service.send_context(cfg))
     crashing.close()
     assert len(handler.messages) == 3
     # The interrupted message is recorded as uncertain (it may have been in flight); the rest wait.
@@ -204,8 +204,8 @@ def test_stale_claim_of_a_dead_sender_is_recovered(cfg, smtp_server):
 
     handler, _ = smtp_server
     emails = prepare(cfg, n=5)
-    issue_id, _ = jobs.start_sending(cfg, day=DAY)
-    engine = jobs.engine(cfg)
+    issue_id, _ = service.start_sending(cfg, day=DAY)
+    engine = service.engine(cfg)
     # What a SIGKILLed batch leaves: two rows recorded sent, three still claimed under its lease.
     with engine.begin() as conn:
         ids = [r[0] for r in conn.execute(text("SELECT id FROM delivery ORDER BY id"))]
@@ -224,9 +224,9 @@ def test_stale_claim_of_a_dead_sender_is_recovered(cfg, smtp_server):
 def test_unreachable_server_leaves_every_delivery_retryable(make_settings, database_url):
     cfg = make_settings(database_url=database_url, smtp_url="smtp://127.0.0.1:1", send_batch_size=10)
     prepare(cfg, n=3)
-    issue_id, batches = jobs.start_sending(cfg, day=DAY)
+    issue_id, batches = service.start_sending(cfg, day=DAY)
     with pytest.raises(DeliveryError, match="cannot connect to SMTP server 127.0.0.1:1"):
-        jobs.send_range(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][1])
+        service.send_range(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][1])
     assert counts(cfg, issue_id) == {"pending": 3}
 
 
@@ -236,12 +236,12 @@ def test_two_senders_on_the_same_batch_send_each_message_once(cfg, smtp_server):
 
     handler, _ = smtp_server
     emails = prepare(cfg, n=30)
-    issue_id, _ = jobs.start_sending(cfg, day=DAY)
+    issue_id, _ = service.start_sending(cfg, day=DAY)
     errors = []
 
     def sender():
         try:
-            jobs.send_range(cfg, issue_id=issue_id, after_id=0, upto_id=10**9)
+            service.send_range(cfg, issue_id=issue_id, after_id=0, upto_id=10**9)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -260,12 +260,12 @@ def test_building_the_same_day_twice_at_once_makes_one_issue(make_settings, data
     import threading
 
     cfg = make_settings(database_url=database_url)
-    jobs.ingest(cfg, day=DAY, source="sample")
+    service.ingest(cfg, day=DAY, source="sample")
     ids, barrier = [], threading.Barrier(3)
 
     def build():
         barrier.wait()
-        ids.append(jobs.build(cfg, day=DAY)[0].id)
+        ids.append(service.build(cfg, day=DAY)[0].id)
 
     threads = [threading.Thread(target=build) for _ in range(3)]
     for t in threads:
@@ -287,13 +287,13 @@ class SteppingClock:
 
 
 def test_a_slow_batch_renews_its_lease_and_keeps_its_rows(cfg, smtp_server):
-    from pipeline.dispatch import send_batch
+    from pipeline.delivery.batch import send_batch
 
     handler, url = smtp_server
     prepare(cfg, n=6)
-    issue_id, _ = jobs.start_sending(cfg, day=DAY)
-    ctx = jobs.send_context(cfg)
-    ctx = dataclasses.replace(jobs.send_context(cfg), claim_size=6, lease_seconds=10)
+    issue_id, _ = service.start_sending(cfg, day=DAY)
+    ctx = service.send_context(cfg)
+    ctx = dataclasses.replace(service.send_context(cfg), claim_size=6, lease_seconds=10)
     clock, inner = SteppingClock(4), SMTPMessenger(url, timeout=10)
     lapsed = []
 
@@ -301,7 +301,7 @@ def test_a_slow_batch_renews_its_lease_and_keeps_its_rows(cfg, smtp_server):
         """Checks, as each message goes out, that the rows still claimed hold an unexpired lease."""
 
         def send(self, **kw):
-            with Session(jobs.engine(cfg)) as session:
+            with Session(service.engine(cfg)) as session:
                 soonest = session.exec(select(func.min(Delivery.lease_until)).where(
                     Delivery.status == DeliveryStatus.sending)).one()
             if soonest is not None and soonest <= clock.now:
@@ -312,7 +312,7 @@ def test_a_slow_batch_renews_its_lease_and_keeps_its_rows(cfg, smtp_server):
             inner.close()
 
     # Each message "takes" 4 s: the 10 s lease would lapse three messages in without renewal.
-    result = send_batch(jobs.engine(cfg), issue_id=issue_id, after_id=0, upto_id=10**9,
+    result = send_batch(service.engine(cfg), issue_id=issue_id, after_id=0, upto_id=10**9,
                         messenger=Watching(), ctx=ctx, clock=clock)
     inner.close()
     assert result.sent == 6 and len(handler.messages) == 6
@@ -320,13 +320,14 @@ def test_a_slow_batch_renews_its_lease_and_keeps_its_rows(cfg, smtp_server):
 
 
 def test_a_batch_whose_claim_was_recovered_by_another_stops_instead_of_double_sending(cfg, smtp_server):
-    from pipeline.dispatch import LeaseLost, recover_stale_claims, send_batch
+    from pipeline.delivery.batch import LeaseLost, send_batch
+    from pipeline.delivery.ledger import recover_stale_claims
 
     handler, url = smtp_server
     emails = prepare(cfg, n=6)
-    issue_id, _ = jobs.start_sending(cfg, day=DAY)
-    ctx = jobs.send_context(cfg)
-    ctx = dataclasses.replace(jobs.send_context(cfg), claim_size=6, lease_seconds=10)
+    issue_id, _ = service.start_sending(cfg, day=DAY)
+    ctx = service.send_context(cfg)
+    ctx = dataclasses.replace(service.send_context(cfg), claim_size=6, lease_seconds=10)
     inner = SMTPMessenger(url, timeout=10)
 
     class StalledThenRecovered:
@@ -337,7 +338,7 @@ def test_a_batch_whose_claim_was_recovered_by_another_stops_instead_of_double_se
         def send(self, **kw):
             self.calls += 1
             if self.calls == 3:
-                with Session(jobs.engine(cfg)) as session:
+                with Session(service.engine(cfg)) as session:
                     far = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
                     recover_stale_claims(session, issue_id=issue_id, now=far)
                     session.commit()
@@ -347,7 +348,7 @@ def test_a_batch_whose_claim_was_recovered_by_another_stops_instead_of_double_se
             inner.close()
 
     with pytest.raises(LeaseLost):
-        send_batch(jobs.engine(cfg), issue_id=issue_id, after_id=0, upto_id=10**9,
+        send_batch(service.engine(cfg), issue_id=issue_id, after_id=0, upto_id=10**9,
                    messenger=StalledThenRecovered(), ctx=ctx, clock=SteppingClock(4))
     inner.close()
     send_all(cfg)

@@ -9,7 +9,7 @@ import subprocess
 import dkim
 import pytest
 
-from pipeline import jobs
+from pipeline import service
 from pipeline.errors import ConfigError
 from tests.integration.test_dispatch_smtp import prepare, send_all
 
@@ -57,6 +57,6 @@ def test_an_unreadable_key_is_a_clear_error(make_settings, tmp_path):
     bad = tmp_path / "not-a-key.pem"
     bad.write_text("nonsense")
     with pytest.raises(ConfigError, match="DKIM private key cannot sign"):
-        jobs.dkim_signer(make_settings(dkim_selector="s1", dkim_private_key_file=bad))
+        service.dkim_signer(make_settings(dkim_selector="s1", dkim_private_key_file=bad))
     with pytest.raises(ConfigError, match="cannot read DKIM_PRIVATE_KEY_FILE"):
-        jobs.dkim_signer(make_settings(dkim_selector="s1", dkim_private_key_file=tmp_path / "missing.pem"))
+        service.dkim_signer(make_settings(dkim_selector="s1", dkim_private_key_file=tmp_path / "missing.pem"))

@@ -10,11 +10,11 @@ from sqlalchemy import Engine, event, func
 from sqlmodel import Session, select
 
 import pipeline.ingest.store as store_module
-from pipeline.db import create_schema, make_engine
+from pipeline.db.engine import create_schema, make_engine
 from pipeline.ingest import fetched_at_from_name, parse_day, parse_file, sample_files, store_papers
+from pipeline.ingest.records import PaperIn
 from pipeline.ingest.store import StoreReport
 from pipeline.models import Paper, PaperMetrics
-from pipeline.records import PaperIn
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DAY = date(2025, 3, 21)

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlmodel import Session, SQLModel, select
 
-from pipeline import migrate
-from pipeline.db import create_schema, make_engine
+from pipeline.db import migrate
+from pipeline.db.engine import create_schema, make_engine
 from pipeline.errors import ConfigError
 from pipeline.models import Subscriber, SubscriberStatus
 
@@ -114,7 +114,7 @@ def test_two_threads_creating_the_schema_at_once_both_succeed(database_url):
 
 
 def test_two_processes_creating_the_schema_at_once_both_succeed(database_url):
-    code = "import sys; from pipeline.db import create_schema, make_engine; create_schema(make_engine(sys.argv[1]))"
+    code = "import sys; from pipeline.db.engine import create_schema, make_engine; create_schema(make_engine(sys.argv[1]))"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen([sys.executable, "-c", code, database_url], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(3)]
@@ -185,8 +185,8 @@ def test_a_database_from_a_newer_papermail_is_refused_in_one_line(engine):
 def test_the_suppression_list_is_filled_from_the_subscribers_left_by_earlier_versions(engine):
     """Revision 0004: every unsubscribed or bounced address gets its record, with the same hash the
     application computes; a former subscriber left "pending" by an earlier version is unsubscribed again."""
+    from pipeline.audience.suppression import address_hash
     from pipeline.models import Suppression, SuppressionReason
-    from pipeline.suppression import address_hash
 
     migrate.upgrade(engine)
     with engine.begin() as conn:

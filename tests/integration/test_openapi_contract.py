@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.config import SchemathesisConfig
 
+from pipeline.audience.tokens import Purpose, Signer
 from pipeline.settings import Settings
-from pipeline.tokens import Purpose, Signer
 from pipeline.web import create_app
 from tests.integration.web_support import add
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from sqlmodel import Session, select
 
-from pipeline import jobs
+from pipeline import service
 from pipeline.errors import DeliveryError, IssueError
 from pipeline.models import (
     Delivery,
@@ -34,12 +34,12 @@ def received(handler):
 
 
 def issue_row(cfg):
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         return session.exec(select(Issue).where(Issue.date == DAY)).one()
 
 
 def set_status(cfg, email, status):
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         sub = session.exec(select(Subscriber).where(Subscriber.email == email)).one()
         sub.status = status
         session.add(sub)
@@ -49,14 +49,14 @@ def set_status(cfg, email, status):
 def test_pause_stops_a_send_and_resume_finishes_it(cfg, smtp_server):
     handler, _ = smtp_server
     emails = prepare(cfg, n=6)
-    issue_id, batches = jobs.start_sending(cfg, day=DAY)
-    assert jobs.pause(cfg, day=DAY, reason="checking the template") is True
+    issue_id, batches = service.start_sending(cfg, day=DAY)
+    assert service.pause(cfg, day=DAY, reason="checking the template") is True
     for a, b in batches:
-        result = jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+        result = service.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
         assert result.paused == "checking the template" and result.sent == 0
     assert handler.messages == [] and counts(cfg, issue_id) == {"pending": 6}
-    assert jobs.pause(cfg, day=DAY, reason="again") is False  # already paused
-    assert jobs.resume(cfg, day=DAY) is True
+    assert service.pause(cfg, day=DAY, reason="again") is False  # already paused
+    assert service.resume(cfg, day=DAY) is True
     send_all(cfg)
     assert received(handler) == emails
     assert issue_row(cfg).status == IssueStatus.finished
@@ -81,9 +81,9 @@ def test_refused_credentials_pause_the_issue_at_once(make_settings, database_url
     _, url = smtp_server
     cfg = make_settings(database_url=database_url, smtp_url=url.replace("smtp://", "smtp://user:wrong@"))
     prepare(cfg, n=3)
-    issue_id, batches = jobs.start_sending(cfg, day=DAY)
+    issue_id, batches = service.start_sending(cfg, day=DAY)
     with pytest.raises(DeliveryError, match="login .* refused: 535"):
-        jobs.send_range(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][1])
+        service.send_range(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][1])
     issue = issue_row(cfg)
     assert issue.status == IssueStatus.paused and "535" in issue.paused_reason
     assert counts(cfg, issue_id) == {"pending": 3}
@@ -98,20 +98,20 @@ def test_resend_to_the_failed_only_and_never_to_the_unsubscribed(cfg, smtp_serve
     smtp_script.rcpt_replies.clear()
     set_status(cfg, emails[2], SubscriberStatus.unsubscribed)
 
-    record, plan = jobs.resend(cfg, day=DAY, scope=ResendScope.failed, reason="mailbox fixed", requested_by="test",
+    record, plan = service.resend(cfg, day=DAY, scope=ResendScope.failed, reason="mailbox fixed", requested_by="test",
                                dry_run=True)
     assert record is None and plan.addresses == [emails[1]]
     assert plan.skipped == [(emails[2], "subscriber is unsubscribed")]
     assert len(handler.messages) == 3  # a dry run sends nothing
 
-    record, _ = jobs.resend(cfg, day=DAY, scope=ResendScope.failed, reason="mailbox fixed", requested_by="test")
+    record, _ = service.resend(cfg, day=DAY, scope=ResendScope.failed, reason="mailbox fixed", requested_by="test")
     assert record.deliveries == 1 and record.reason == "mailbox fixed" and record.scope == ResendScope.failed
     issue_id, _ = send_all(cfg)
     assert received(handler) == sorted([emails[0], emails[1], emails[3], emails[4]])
     # Submitting it again queues nothing: the targets are no longer failed.
-    again, plan = jobs.resend(cfg, day=DAY, scope=ResendScope.failed, reason="mailbox fixed", requested_by="test")
+    again, plan = service.resend(cfg, day=DAY, scope=ResendScope.failed, reason="mailbox fixed", requested_by="test")
     assert again is None and plan.targets == []
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         assert len(session.exec(select(Resend)).all()) == 1
         resent = session.exec(select(Delivery).where(Delivery.resend_id == record.id)).all()
     assert [d.status for d in resent] == [DeliveryStatus.sent]
@@ -124,7 +124,7 @@ def test_resend_to_named_addresses_including_one_who_joined_later(cfg, smtp_serv
     from tests.integration.test_dispatch_smtp import subscribe
 
     subscribe(cfg, ["late@example.org"])
-    record, plan = jobs.resend(cfg, day=DAY, scope=ResendScope.to, addresses=[emails[0], "Late@example.org",
+    record, plan = service.resend(cfg, day=DAY, scope=ResendScope.to, addresses=[emails[0], "Late@example.org",
                                "ghost@example.org"], reason="asked for a copy", requested_by="test")
     assert sorted(plan.addresses) == sorted([emails[0], "late@example.org"])
     assert plan.skipped == [("ghost@example.org", "not a subscriber")]
@@ -135,7 +135,7 @@ def test_resend_to_named_addresses_including_one_who_joined_later(cfg, smtp_serv
     # which still names the issue and the subscriber, and the ledger keeps the newest.
     first, again = (m.message["Message-ID"].strip("<>") for m in handler.to(emails[0]))
     assert again == first.replace("@", f".r{record.id}@") and first != again
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         stored = session.exec(select(Delivery.message_id).join(Subscriber).where(Subscriber.email == emails[0])).one()
     assert stored == again
 
@@ -143,10 +143,10 @@ def test_resend_to_named_addresses_including_one_who_joined_later(cfg, smtp_serv
 def test_resend_needs_a_reason_and_an_issue_already_sent(cfg):
     prepare(cfg, n=2)
     with pytest.raises(IssueError, match="has not been sent yet"):
-        jobs.resend(cfg, day=DAY, scope=ResendScope.all, reason="x", requested_by="test")
-    jobs.start_sending(cfg, day=DAY)
+        service.resend(cfg, day=DAY, scope=ResendScope.all, reason="x", requested_by="test")
+    service.start_sending(cfg, day=DAY)
     with pytest.raises(IssueError, match="say why"):
-        jobs.resend(cfg, day=DAY, scope=ResendScope.all, reason=" ", requested_by="test")
+        service.resend(cfg, day=DAY, scope=ResendScope.all, reason=" ", requested_by="test")
 
 
 def test_resend_all_and_the_cli_guards(tmp_path, smtp_server, database_url):
@@ -170,14 +170,14 @@ def test_resend_all_and_the_cli_guards(tmp_path, smtp_server, database_url):
 
 def test_status_shows_rate_and_time_left(cfg, smtp_server):
     prepare(cfg, n=4)
-    issue_id, batches = jobs.start_sending(cfg, day=DAY)
-    jobs.send_range(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][0] + 2)
+    issue_id, batches = service.start_sending(cfg, day=DAY)
+    service.send_range(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][0] + 2)
     started = issue_row(cfg).send_started_at
-    info = jobs.progress(cfg, day=DAY, now=started + dt.timedelta(seconds=30))
+    info = service.progress(cfg, day=DAY, now=started + dt.timedelta(seconds=30))
     assert info["open"] == 2 and info["counts"]["sent"] == 2
     # Sending began 30 s ago: the rate is over those 30 s, not over a whole minute.
     assert info["rate"] == pytest.approx(2 / 30) and info["eta"] == dt.timedelta(seconds=30)
-    later = jobs.progress(cfg, day=DAY, now=started + dt.timedelta(seconds=50))
+    later = service.progress(cfg, day=DAY, now=started + dt.timedelta(seconds=50))
     assert later["rate"] == pytest.approx(2 / 50)
 
 
@@ -185,8 +185,8 @@ def test_a_stale_scheduled_run_is_skipped_but_an_operator_run_is_not(make_settin
     cfg = make_settings(send_hour=7, stale_after_hours=12)
     day = dt.date(2025, 3, 21)
     due = dt.datetime(2025, 3, 22, 7, tzinfo=dt.UTC)
-    assert not jobs.is_stale(cfg, day=day, now=due + dt.timedelta(hours=11))
-    assert jobs.is_stale(cfg, day=day, now=due + dt.timedelta(hours=13))
+    assert not service.is_stale(cfg, day=day, now=due + dt.timedelta(hours=11))
+    assert service.is_stale(cfg, day=day, now=due + dt.timedelta(hours=13))
     from workers import tasks
 
     assert tasks.run.run(day="2025-03-21", source="sample", scheduled=True) == "stale"
@@ -198,36 +198,36 @@ def test_the_reconciler_sends_retries_when_due_and_closes_the_issue(cfg, smtp_se
     smtp_script.rcpt_replies[emails[1]] = "451 4.3.0 try later"
     issue_id, _ = send_all(cfg)
     smtp_script.rcpt_replies.clear()
-    assert jobs.reconcile(cfg) == []  # the retry is not due yet: nothing to plan
-    with Session(jobs.engine(cfg)) as session:  # ...an hour later, it is
+    assert service.reconcile(cfg) == []  # the retry is not due yet: nothing to plan
+    with Session(service.engine(cfg)) as session:  # ...an hour later, it is
         for d in session.exec(select(Delivery).where(Delivery.status == DeliveryStatus.retry)):
             d.next_attempt_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
             session.add(d)
         session.commit()
-    plans = jobs.reconcile(cfg)
+    plans = service.reconcile(cfg)
     assert [issue for issue, _ in plans] == [issue_id]
     for _, batches in plans:
         for a, b in batches:
-            jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+            service.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
     assert received(handler) == emails
-    assert jobs.reconcile(cfg) == [] and issue_row(cfg).status == IssueStatus.finished
+    assert service.reconcile(cfg) == [] and issue_row(cfg).status == IssueStatus.finished
 
 
 def test_the_reconciler_requeues_pending_rows_only_when_nobody_is_sending_them(cfg, smtp_server):
     handler, _ = smtp_server
     emails = prepare(cfg, n=5)
-    issue_id, batches = jobs.start_sending(cfg, day=DAY)  # batches queued, then lost with the broker's data
-    assert jobs.reconcile(cfg) == []  # just started: its own batches are on their way
+    issue_id, batches = service.start_sending(cfg, day=DAY)  # batches queued, then lost with the broker's data
+    assert service.reconcile(cfg) == []  # just started: its own batches are on their way
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=cfg.lease_seconds + 1)
-    assert jobs.reconcile(cfg, now=later) == [(issue_id, batches)]  # nobody touched it for a lease: queue again
+    assert service.reconcile(cfg, now=later) == [(issue_id, batches)]  # nobody touched it for a lease: queue again
     # A sender working through the list (its ledger writes are recent) is left to it.
-    jobs.send_range(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][0] + 2)
-    assert jobs.reconcile(cfg) == []
-    for _, plan in jobs.reconcile(cfg, now=later + dt.timedelta(seconds=1)):
+    service.send_range(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][0] + 2)
+    assert service.reconcile(cfg) == []
+    for _, plan in service.reconcile(cfg, now=later + dt.timedelta(seconds=1)):
         for a, b in plan:
-            jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+            service.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
     assert received(handler) == emails
-    assert jobs.reconcile(cfg, now=later) == [] and issue_row(cfg).status == IssueStatus.finished
+    assert service.reconcile(cfg, now=later) == [] and issue_row(cfg).status == IssueStatus.finished
 
 
 @pytest.mark.parametrize(
@@ -242,13 +242,13 @@ def test_hard_bounces_at_send_time_mark_the_address_after_the_limit(make_setting
     emails = prepare(cfg, n=2)
     smtp_script.rcpt_replies[emails[0]] = reply
     send_all(cfg)
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         sub = session.exec(select(Subscriber).where(Subscriber.email == emails[0])).one()
         assert sub.hard_bounces == (1 if counted else 0) and sub.status == SubscriberStatus.active
     # The same refusal on a resend reaches the limit: the address is not mailed again.
-    jobs.resend(cfg, day=DAY, scope=ResendScope.failed, reason="retry after the fix", requested_by="test")
+    service.resend(cfg, day=DAY, scope=ResendScope.failed, reason="retry after the fix", requested_by="test")
     send_all(cfg)
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         sub = session.exec(select(Subscriber).where(Subscriber.email == emails[0])).one()
         expected = SubscriberStatus.bounced if counted else SubscriberStatus.active
         assert sub.status == expected and (not counted or "5" in sub.last_bounce_reason)
@@ -276,8 +276,8 @@ def test_status_watch_follows_a_running_send_until_it_finishes(tmp_path, make_se
     handler, url = smtp_server
     cfg = make_settings(database_url=database_url, smtp_url=url, secret_key="cli-test-secret-0123456789abcdef")
     emails = prepare(cfg, n=30)
-    issue_id, batches = jobs.start_sending(cfg, day=DAY)
-    sender = threading.Thread(target=lambda: [jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+    issue_id, batches = service.start_sending(cfg, day=DAY)
+    sender = threading.Thread(target=lambda: [service.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
                                               for a, b in batches], daemon=True)
     sender.start()
     watched = papermail(tmp_path, "status", "--watch", "--date", DAY.isoformat(),
@@ -285,7 +285,7 @@ def test_status_watch_follows_a_running_send_until_it_finishes(tmp_path, make_se
     sender.join(timeout=60)
     assert len(handler.messages) == len(emails)  # --watch returned once the last one was recorded
     assert "30 sent" in watched.stdout and "Traceback" not in watched.stderr
-    jobs.finish(cfg, issue_id=issue_id)
+    service.finish(cfg, issue_id=issue_id)
     missing = papermail(tmp_path, "status", "--watch", "--date", "2024-01-01", env={"DATABASE_URL": database_url},
                         check=False)
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "2024-01-01" in missing.stderr

@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from pipeline.pacing import Pacer, rate_items
+from pipeline.delivery.pacing import Pacer, rate_items
 
 
 def test_rate_items():

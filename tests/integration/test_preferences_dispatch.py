@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 from sqlmodel import Session, select
 
-from pipeline import jobs
+from pipeline import service
+from pipeline.audience.subscribers import add_subscriber
 from pipeline.models import Edition, Frequency, Issue, IssueVariant, Subscriber
-from pipeline.subscribers import add_subscriber
 
 DAY = dt.date(2025, 3, 21)  # a Friday: its issues go out on Saturday (weekday 5)
 
@@ -21,7 +21,7 @@ def cfg(make_settings, database_url, smtp_server):
 
 
 def subscriber(cfg, email, **prefs):
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         sub, _ = add_subscriber(session, email=email, confirmed=True)
         for key, value in prefs.items():
             setattr(sub, key, value)
@@ -30,11 +30,11 @@ def subscriber(cfg, email, **prefs):
 
 
 def send(cfg, edition=Edition.daily):
-    jobs.build(cfg, day=DAY, edition=edition)
-    issue_id, batches = jobs.start_sending(cfg, day=DAY, edition=edition)
+    service.build(cfg, day=DAY, edition=edition)
+    issue_id, batches = service.start_sending(cfg, day=DAY, edition=edition)
     for a, b in batches:
-        jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
-    jobs.finish(cfg, issue_id=issue_id)
+        service.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+    service.finish(cfg, issue_id=issue_id)
     return issue_id
 
 
@@ -45,7 +45,7 @@ def papers_in(message) -> int:
 
 def test_each_subscriber_gets_the_number_of_papers_they_chose(cfg, smtp_server):
     handler, _ = smtp_server
-    jobs.ingest(cfg, day=DAY, source="sample")
+    service.ingest(cfg, day=DAY, source="sample")
     subscriber(cfg, "default@example.org")
     subscriber(cfg, "five@example.org", digest_size=5)
     subscriber(cfg, "many@example.org", digest_size=25)
@@ -54,7 +54,7 @@ def test_each_subscriber_gets_the_number_of_papers_they_chose(cfg, smtp_server):
     got = {m.rcpt[0]: papers_in(m.message) for m in handler.messages}
     assert got == {"default@example.org": 10, "five@example.org": 5, "many@example.org": 25,
                    "five-too@example.org": 5}
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         # Rendered once per size, never per subscriber: the default plus 5 and 25.
         sizes = sorted(session.exec(select(IssueVariant.size).where(IssueVariant.issue_id == issue_id)).all())
     assert sizes == [5, 25]
@@ -62,7 +62,7 @@ def test_each_subscriber_gets_the_number_of_papers_they_chose(cfg, smtp_server):
 
 def test_paused_and_weekly_subscribers_get_no_daily_issue(cfg, smtp_server):
     handler, _ = smtp_server
-    jobs.ingest(cfg, day=DAY, source="sample")
+    service.ingest(cfg, day=DAY, source="sample")
     subscriber(cfg, "daily@example.org")
     subscriber(cfg, "paused@example.org", paused=True)
     subscriber(cfg, "weekly@example.org", frequency=Frequency.weekly, weekday=5)
@@ -72,36 +72,36 @@ def test_paused_and_weekly_subscribers_get_no_daily_issue(cfg, smtp_server):
 
 def test_pausing_after_the_snapshot_still_skips_at_send_time(cfg, smtp_server):
     handler, _ = smtp_server
-    jobs.ingest(cfg, day=DAY, source="sample")
+    service.ingest(cfg, day=DAY, source="sample")
     subscriber(cfg, "a@example.org")
     subscriber(cfg, "b@example.org")
-    jobs.build(cfg, day=DAY)
-    issue_id, batches = jobs.start_sending(cfg, day=DAY)
-    with Session(jobs.engine(cfg)) as session:
+    service.build(cfg, day=DAY)
+    issue_id, batches = service.start_sending(cfg, day=DAY)
+    with Session(service.engine(cfg)) as session:
         sub = session.exec(select(Subscriber).where(Subscriber.email == "b@example.org")).one()
         sub.paused = True
         session.add(sub)
         session.commit()
     for a, b in batches:
-        jobs.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+        service.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
     assert [m.rcpt[0] for m in handler.messages] == ["a@example.org"]
 
 
 def test_weekly_edition_goes_to_weekly_readers_of_that_weekday_only(cfg, smtp_server):
     handler, _ = smtp_server
-    jobs.ingest(cfg, day=DAY, source="sample")
+    service.ingest(cfg, day=DAY, source="sample")
     subscriber(cfg, "daily@example.org")
     subscriber(cfg, "saturday@example.org", frequency=Frequency.weekly, weekday=5, digest_size=5)
     subscriber(cfg, "monday@example.org", frequency=Frequency.weekly, weekday=0)
-    assert jobs.editions_due(cfg, day=DAY) == [Edition.daily, Edition.weekly]
-    assert jobs.editions_due(cfg, day=DAY + dt.timedelta(days=1)) == [Edition.daily]
+    assert service.editions_due(cfg, day=DAY) == [Edition.daily, Edition.weekly]
+    assert service.editions_due(cfg, day=DAY + dt.timedelta(days=1)) == [Edition.daily]
     issue_id = send(cfg, Edition.weekly)
     (received,) = handler.messages
     assert received.rcpt == ["saturday@example.org"]
     assert "week to 21 Mar 2025" in received.message["Subject"]
     assert papers_in(received.message) == 5
     assert received.message["List-Archive"] == "<https://papers.example.org/issues/2025-03-21/weekly>"
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         issue = session.get(Issue, issue_id)
         assert issue.edition == Edition.weekly and issue.date == DAY
 

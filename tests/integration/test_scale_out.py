@@ -13,7 +13,7 @@ import pytest
 from celery import Celery
 from sqlalchemy import create_engine, text
 
-from pipeline import jobs
+from pipeline import service
 from pipeline.models import utcnow
 from pipeline.settings import Settings
 from tests.conftest import SMTPScript
@@ -97,9 +97,9 @@ def test_every_batch_task_delivered_twice_still_sends_each_subscriber_once(tmp_p
     handler, _ = smtp_server
     cfg = Settings(_env_file=None, **{k.lower(): v for k, v in scale_env.items()  # type: ignore[arg-type]
                                       if k in ("DATABASE_URL", "SECRET_KEY", "BASE_URL", "ENVIRONMENT", *SCALE)})
-    jobs.ingest(cfg, day=jobs.sample_day(), source="sample")  # the issue is made here; only sending is queued
-    jobs.build(cfg, day=jobs.sample_day(), now=utcnow())
-    issue_id, batches = jobs.start_sending(cfg, day=jobs.sample_day())
+    service.ingest(cfg, day=service.sample_day(), source="sample")  # the issue is made here; only sending is queued
+    service.build(cfg, day=service.sample_day(), now=utcnow())
+    issue_id, batches = service.start_sending(cfg, day=service.sample_day())
     assert len(batches) == len(READERS) // 20
 
     client = Celery(broker=redis_url)

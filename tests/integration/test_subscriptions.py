@@ -8,10 +8,8 @@ import pytest
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
-from pipeline import jobs
-from pipeline.errors import SubscriberError
-from pipeline.models import Delivery, Frequency, Issue, Subscriber, SubscriberStatus
-from pipeline.subscriptions import (
+from pipeline import service
+from pipeline.audience.subscriptions import (
     Preferences,
     confirm,
     expire_pending,
@@ -20,13 +18,15 @@ from pipeline.subscriptions import (
     unsubscribe,
     update_preferences,
 )
+from pipeline.errors import SubscriberError
+from pipeline.models import Delivery, Frequency, Issue, Subscriber, SubscriberStatus
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
 def session(make_settings, database_url):
-    with Session(jobs.engine(make_settings(database_url=database_url)), expire_on_commit=False) as s:
+    with Session(service.engine(make_settings(database_url=database_url)), expire_on_commit=False) as s:
         yield s
 
 

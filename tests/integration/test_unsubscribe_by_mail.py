@@ -15,10 +15,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 from sqlmodel import Session, select
 
-from pipeline import jobs
-from pipeline.inbound import unsubscribe_token
+from pipeline import service
+from pipeline.audience.tokens import Purpose, Signer
+from pipeline.inbound.handler import unsubscribe_token
 from pipeline.models import Subscriber, SubscriberStatus
-from pipeline.tokens import Purpose, Signer
 from tests.integration.test_dispatch_smtp import prepare, send_all
 
 SECRET = "mailto-test-secret-0123456789abcdef"
@@ -59,7 +59,7 @@ def run_bounces(cfg, *args: str, stdin: bytes = b"") -> subprocess.CompletedProc
 
 
 def status_of(cfg, address: str) -> SubscriberStatus:
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         return session.exec(select(Subscriber.status).where(Subscriber.email == address)).one()
 
 
@@ -145,14 +145,14 @@ def test_beat_reads_the_inbound_maildir_once_per_message(cfg, make_settings, tmp
     (maildir / "new" / "3.M3P1.mx").write_bytes(b"From: a@example.org\r\nSubject: thanks\r\n\r\nnice\r\n")
     (maildir / "tmp" / "4.M4P1.mx").write_bytes(b"still being delivered")
 
-    assert jobs.read_inbound(inbound_cfg) == {"unsubscribe": 1, "bounce": 1, "other": 1}
+    assert service.read_inbound(inbound_cfg) == {"unsubscribe": 1, "bounce": 1, "other": 1}
     assert status_of(cfg, readers[0]) == SubscriberStatus.unsubscribed
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         assert session.exec(select(Subscriber.hard_bounces).where(Subscriber.email == readers[1])).one() == 1
     assert sorted(p.name for p in (maildir / "cur").iterdir()) == ["1.M1P1.mx:2,S", "2.M2P1.mx:2,S", "3.M3P1.mx:2,S"]
     assert not any((maildir / "new").iterdir()) and (maildir / "tmp" / "4.M4P1.mx").exists()
-    assert jobs.read_inbound(inbound_cfg) == {}  # nothing new: nothing read again
-    assert jobs.read_inbound(cfg) == {}  # no INBOUND_MAILDIR: nothing to do
+    assert service.read_inbound(inbound_cfg) == {}  # nothing new: nothing read again
+    assert service.read_inbound(cfg) == {}  # no INBOUND_MAILDIR: nothing to do
 
 
 def test_the_inbound_schedule_exists_only_with_a_maildir(make_settings, tmp_path):

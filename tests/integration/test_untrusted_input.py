@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlmodel import Session
 
-from pipeline import jobs
+from pipeline import service
 from pipeline.models import DeliveryStatus
 from tests.integration.test_bounces import (
     DAY,
@@ -48,7 +48,7 @@ def terminal_controls(output: str) -> list[str]:
 def db(tmp_path, make_settings) -> str:
     """A SQLite database where the sample Postfix bounce's subscriber was sent the issue of DAY."""
     url = f"sqlite:///{tmp_path / 'papermail.db'}"
-    with Session(jobs.engine(make_settings(database_url=url)), expire_on_commit=False) as session:
+    with Session(service.engine(make_settings(database_url=url)), expire_on_commit=False) as session:
         delivered(session, "gone.reader@example.net")
     return url
 
@@ -120,7 +120,7 @@ def test_a_bounce_naming_a_made_up_charset_is_still_read_and_no_traceback_quotes
 
 
 def test_status_prints_a_hostile_smtp_reply_without_its_escapes(tmp_path, db, make_settings):
-    with Session(jobs.engine(make_settings(database_url=db)), expire_on_commit=False) as session:
+    with Session(service.engine(make_settings(database_url=db)), expire_on_commit=False) as session:
         delivered(session, "reader@example.org", delivery=DeliveryStatus.failed)
     engine = create_engine(db)
     with engine.begin() as conn:
@@ -215,14 +215,14 @@ def test_a_message_nested_five_thousand_deep_is_one_line_and_the_rest_of_the_mai
 def test_beat_reads_past_a_message_nested_too_deeply(tmp_path, db, make_settings, caplog):
     cfg = make_settings(database_url=db, mail_from=MAIL_FROM)
     deep = nested(5000, returned("gone.reader@example.net", f"20250321.{UIDS['gone.reader@example.net']}@{DOMAIN}"))
-    handled = jobs.handle_inbound(cfg, deep, record=False)  # the handler the command and the task share
+    handled = service.handle_inbound(cfg, deep, record=False)  # the handler the command and the task share
     assert handled.kind == "other" and handled.lines == [
         ("mailer-daemon@mx.example.net", "not counted: the message is too deeply nested to read "
                                          "(its parts go more than 50 levels deep)")]
 
     maildir = maildir_of(tmp_path, deep, sample(POSTFIX))
     with caplog.at_level(logging.DEBUG):
-        kinds = jobs.read_inbound(make_settings(database_url=db, mail_from=MAIL_FROM, inbound_maildir=maildir))
+        kinds = service.read_inbound(make_settings(database_url=db, mail_from=MAIL_FROM, inbound_maildir=maildir))
     assert kinds == {"other": 1, "bounce": 1}
     assert sorted(p.name for p in (maildir / "cur").iterdir()) == ["174254040.M0P1.mx:2,S", "174254041.M1P1.mx:2,S"]
     # Refused by the bound, not by running into Python's recursion limit.

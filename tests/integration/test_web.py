@@ -12,10 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from pipeline import jobs, slots
+from pipeline import service
+from pipeline.audience.subscribers import add_subscriber
+from pipeline.audience.tokens import Purpose
+from pipeline.compose import slots
 from pipeline.models import Edition, Frequency, SubscriberStatus
-from pipeline.subscribers import add_subscriber
-from pipeline.tokens import Purpose
 from pipeline.web import create_app
 from tests.integration.web_support import Recorder, add, get, hrefs_and_actions, snapshot, token
 
@@ -498,14 +499,14 @@ def test_no_page_puts_the_address_in_a_url(client, cfg):
 
 
 def test_the_archive_lists_sent_issues_and_shows_them_without_personal_links(client, cfg):
-    jobs.ingest(cfg, day=DAY, source="sample")
-    with Session(jobs.engine(cfg)) as session:
+    service.ingest(cfg, day=DAY, source="sample")
+    with Session(service.engine(cfg)) as session:
         add_subscriber(session, email="reader@example.org", confirmed=True)
         session.commit()
-    issue, _ = jobs.build(cfg, day=DAY)
-    jobs.build(cfg, day=DAY, edition=Edition.weekly)  # built, never sent: not public yet
+    issue, _ = service.build(cfg, day=DAY)
+    service.build(cfg, day=DAY, edition=Edition.weekly)  # built, never sent: not public yet
     assert client.get("/issues").text.count("<li>") == 0
-    jobs.start_sending(cfg, day=DAY)
+    service.start_sending(cfg, day=DAY)
 
     r = client.get("/issues")
     assert r.status_code == 200 and h1(r.text) == "Past issues"
@@ -527,10 +528,10 @@ def test_the_archive_lists_sent_issues_and_shows_them_without_personal_links(cli
 
 
 def test_a_sent_weekly_issue_has_its_own_page(client, cfg):
-    jobs.ingest(cfg, day=DAY, source="sample")
+    service.ingest(cfg, day=DAY, source="sample")
     add(cfg, "weekly@example.org", frequency=Frequency.weekly, weekday=5)
-    jobs.build(cfg, day=DAY, edition=Edition.weekly)
-    jobs.start_sending(cfg, day=DAY, edition=Edition.weekly)
+    service.build(cfg, day=DAY, edition=Edition.weekly)
+    service.start_sending(cfg, day=DAY, edition=Edition.weekly)
     listing = client.get("/issues").text
     assert 'href="/issues/2025-03-21/weekly"' in listing and "weekly" in listing
     r = client.get("/issues/2025-03-21/weekly")

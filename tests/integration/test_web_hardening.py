@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from pipeline.audience.tokens import Purpose
 from pipeline.models import SubscriberStatus
-from pipeline.tokens import Purpose
 from pipeline.web import create_app
 from tests.integration.web_support import Recorder, add, get, token
 

@@ -8,9 +8,9 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from pipeline import jobs
+from pipeline import service
+from pipeline.audience.tokens import Purpose, Signer
 from pipeline.models import SubscriberStatus
-from pipeline.tokens import Purpose, Signer
 from pipeline.web import create_app
 from tests.integration.web_support import GENERIC_BAD_LINK, Recorder, add, get, snapshot, token
 
@@ -129,7 +129,7 @@ def test_a_replayed_link_of_a_forgotten_address_is_refused(make_settings):
     sub = add(cfg, "forgotten@example.org", SubscriberStatus.pending)
     links = [f"/confirm/{token(cfg, Purpose.confirm, sub.uid)}", f"/u/{token(cfg, Purpose.unsubscribe, sub.uid)}",
              f"/p/{token(cfg, Purpose.preferences, sub.uid)}"]
-    assert jobs.housekeeping(cfg, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).forgotten == 1
+    assert service.housekeeping(cfg, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).forgotten == 1
     with TestClient(create_app(cfg, send_confirmation=Recorder(cfg))) as client:
         for link in links:
             assert client.post(link).status_code == 400

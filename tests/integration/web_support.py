@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from pipeline import jobs
+from pipeline import service
+from pipeline.audience.tokens import Purpose, Signer
 from pipeline.models import Subscriber, SubscriberStatus
 from pipeline.settings import Settings
-from pipeline.tokens import Purpose, Signer
 
 LONG_AGO = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 GENERIC_BAD_LINK = "This link is not valid or has expired"
@@ -19,7 +19,7 @@ GENERIC_BAD_LINK = "This link is not valid or has expired"
 
 def add(cfg: Settings, email: str, status: SubscriberStatus = SubscriberStatus.active, **fields: Any) -> Subscriber:
     """A subscriber stored directly, as if its history had already happened (mails sent long ago)."""
-    with Session(jobs.engine(cfg), expire_on_commit=False) as session:
+    with Session(service.engine(cfg), expire_on_commit=False) as session:
         sub = Subscriber(email=email, status=status, created_at=LONG_AGO, updated_at=LONG_AGO,
                          confirmation_sent_at=LONG_AGO, **fields)
         session.add(sub)
@@ -28,13 +28,13 @@ def add(cfg: Settings, email: str, status: SubscriberStatus = SubscriberStatus.a
 
 
 def get(cfg: Settings, email: str) -> Subscriber | None:
-    with Session(jobs.engine(cfg), expire_on_commit=False) as session:
+    with Session(service.engine(cfg), expire_on_commit=False) as session:
         return session.exec(select(Subscriber).where(Subscriber.email == email)).first()
 
 
 def snapshot(cfg: Settings) -> list[dict[str, Any]]:
     """Every subscriber row, every column."""
-    with Session(jobs.engine(cfg)) as session:
+    with Session(service.engine(cfg)) as session:
         return [s.model_dump() for s in session.exec(select(Subscriber).order_by(Subscriber.id))]
 
 
@@ -55,7 +55,7 @@ class Recorder:
         self.status_seen: list[SubscriberStatus | None] = []
 
     def __call__(self, subscriber_id: int) -> None:
-        with Session(jobs.engine(self.cfg)) as session:  # a connection of its own: sees committed rows only
+        with Session(service.engine(self.cfg)) as session:  # a connection of its own: sees committed rows only
             sub = session.get(Subscriber, subscriber_id)
             self.status_seen.append(sub.status if sub else None)
         self.ids.append(subscriber_id)

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.bounce_reports import EMPTY, BounceReport, parse_bounce
-from pipeline.mail_parser import MAX_DEPTH, TooDeeplyNested
-from pipeline.mailboxes import read_messages
+from pipeline.inbound.bounce_reports import EMPTY, BounceReport, parse_bounce
+from pipeline.inbound.mail_parser import MAX_DEPTH, TooDeeplyNested
+from pipeline.inbound.mailboxes import read_messages
 from tests.conftest import FIXTURES
 
 BOUNCES = FIXTURES / "bounces"
@@ -197,7 +197,7 @@ def test_a_single_eml_a_folder_of_eml_files_and_a_maildir(tmp_path):
 
 
 def test_taking_new_messages_needs_a_maildir(tmp_path):
-    from pipeline.mailboxes import take_new
+    from pipeline.inbound.mailboxes import take_new
 
     with pytest.raises(FileNotFoundError, match="is not a Maildir"):
         list(take_new(tmp_path))

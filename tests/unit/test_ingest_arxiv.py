@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.errors import ConfigError, IngestError
 from pipeline.ingest import fetch_categories, fetch_category, parse_feed, parse_feeds
-from pipeline.records import Skipped
+from pipeline.ingest.records import Skipped
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 LG = (FIXTURES / "arxiv_cs_LG.atom").read_bytes()

@@ -18,7 +18,7 @@ from pipeline.ingest import (
     sample_files,
 )
 from pipeline.ingest.hf import github_repo_url, normalize_arxiv_id, web_url
-from pipeline.records import Skipped
+from pipeline.ingest.records import Skipped
 from pipeline.text import clean_text
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import slots
+from pipeline.compose import slots
+from pipeline.compose.message import MessageTemplate, Recipient, qp_value
 from pipeline.errors import RenderError
-from pipeline.message import MessageTemplate, Recipient, qp_value
 
 HTML = f"""<!DOCTYPE html><html><body><p>Café — naïve ✓</p>
 .a line that starts with a dot

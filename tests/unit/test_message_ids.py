@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from pipeline.message_ids import MessageRef, make_message_id, read_message_id
+from pipeline.compose.message_ids import MessageRef, make_message_id, read_message_id
 from pipeline.models import Edition
 
 DAY = dt.date(2025, 3, 21)

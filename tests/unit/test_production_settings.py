@@ -7,7 +7,7 @@ import secrets
 import pytest
 from pydantic import ValidationError
 
-from pipeline import cli
+from pipeline.cli import base as cli
 from pipeline.errors import ConfigError
 from pipeline.secret_strength import MIN_SECRET_BITS, estimated_bits
 from pipeline.settings import Settings, get_settings

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.rank import Candidate, Snapshot, Weights, rank, score_candidate, why_trending
+from pipeline.digest.rank import Candidate, Snapshot, Weights, rank, score_candidate, why_trending
 
 T0 = datetime(2025, 3, 21, 0, 0, tzinfo=UTC)
 W = Weights(upvote=1.0, comment=2.0, star=1.0, half_life_hours=36.0, window_hours=24.0)

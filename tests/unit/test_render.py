@@ -12,10 +12,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pipeline import slots
-from pipeline.errors import RenderError
-from pipeline.models import MAX_DIGEST_SIZE
-from pipeline.render import (
+from pipeline.compose import slots
+from pipeline.compose.render import (
     SUBJECT_LIMIT,
     SUMMARY_LIMIT,
     DigestContext,
@@ -27,8 +25,10 @@ from pipeline.render import (
     templates_path,
     truncate,
 )
+from pipeline.errors import RenderError
+from pipeline.models import MAX_DIGEST_SIZE
 
-SAMPLE = Path(__file__).resolve().parents[2] / "pipeline" / "data" / "hf_daily_papers_2025-03-21_1800Z.json"
+SAMPLE = Path(__file__).resolve().parents[2] / "pipeline" / "ingest" / "data" / "hf_daily_papers_2025-03-21_1800Z.json"
 GMAIL_CLIP = 102 * 1024
 
 CTX = DigestContext(

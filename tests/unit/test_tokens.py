@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from pipeline.tokens import Purpose, Signer
+from pipeline.audience.tokens import Purpose, Signer
 
 SECRET = "unit-test-secret-0123456789"
 

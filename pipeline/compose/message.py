@@ -21,7 +21,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
-from pipeline import slots
+from pipeline.compose import slots
 from pipeline.errors import RenderError
 
 CRLF = b"\r\n"

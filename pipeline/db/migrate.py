@@ -1,6 +1,6 @@
 """Schema migrations (Alembic), run by the application itself.
 
-``pipeline.db.create_schema`` calls :func:`upgrade` once per process, so nobody
+``pipeline.db.engine.create_schema`` calls :func:`upgrade` once per process, so nobody
 runs a migration by hand; ``papermail migrate`` does the same on demand. The
 revisions live in ``pipeline/migrations/versions`` and ship inside the package.
 

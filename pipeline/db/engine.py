@@ -13,7 +13,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
-from pipeline import migrate, models  # noqa: F401  (models registers the tables)
+from pipeline.db import migrate  # noqa: F401  (models registers the tables)
 
 BUSY_TIMEOUT_SECONDS = 30
 
@@ -62,7 +62,7 @@ def engine_for(url: str) -> Engine:
 def create_schema(engine: Engine) -> None:
     """Bring the schema to the newest migration: creates an empty database, upgrades an older one,
     adopts one made before migrations existed, and refuses (ConfigError) one it cannot adopt.
-    Safe to call from several processes at once; see ``pipeline.migrate``."""
+    Safe to call from several processes at once; see ``pipeline.db.migrate``."""
     migrate.upgrade(engine)
 
 

@@ -20,12 +20,12 @@ from typing import Literal
 
 from sqlmodel import Session
 
-from pipeline.bounce_reports import parse_bounce
-from pipeline.bounces import record_bounces
-from pipeline.mail_parser import TooDeeplyNested, parse_message
+from pipeline.audience.bounces import record_bounces
+from pipeline.audience.subscriptions import find, unsubscribe
+from pipeline.audience.tokens import Purpose, Signer
+from pipeline.inbound.bounce_reports import parse_bounce
+from pipeline.inbound.mail_parser import TooDeeplyNested, parse_message
 from pipeline.models import SubscriberStatus
-from pipeline.subscriptions import find, unsubscribe
-from pipeline.tokens import Purpose, Signer
 
 # "unsubscribe <uid>.<signature>", anywhere in the subject ("Re: ", "Fwd: " and the like around it).
 _REQUEST = re.compile(r"\bunsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)\b", re.IGNORECASE)

@@ -4,7 +4,7 @@ Pure parsing, no database. ``flufl.bounce`` (Mailman's detectors) recognises the
 many non-standard formats; RFC 3464 delivery-status parts are also read here
 directly, because flufl reports addresses only, and an operator needs the status
 code and the remote server's words. The report also carries the Message-ID of
-the message that bounced (see :mod:`pipeline.message_ids`), which is what ties a
+the message that bounced (see :mod:`pipeline.compose.message_ids`), which is what ties a
 bounce to one of our deliveries.
 """
 
@@ -23,9 +23,9 @@ from typing import NamedTuple
 
 from flufl.bounce import all_failures
 
+from pipeline.audience.subscribers import normalize_email
 from pipeline.errors import SubscriberError
-from pipeline.mail_parser import TooDeeplyNested, parse_message
-from pipeline.subscribers import normalize_email
+from pipeline.inbound.mail_parser import TooDeeplyNested, parse_message
 
 log = logging.getLogger(__name__)
 # flufl.bounce logs a traceback (log.exception) for any detector that chokes on odd input, which
@@ -96,7 +96,7 @@ _STATUS_WORDS = {
 def parse_bounce(raw: bytes) -> BounceReport:
     """Read one bounce message. Anything that is not a bounce (or not mail at all) gives an empty report.
 
-    A message nested too deeply to read raises :class:`~pipeline.mail_parser.TooDeeplyNested`, so
+    A message nested too deeply to read raises :class:`~pipeline.inbound.mail_parser.TooDeeplyNested`, so
     that the caller can say why it was not counted.
     """
     try:

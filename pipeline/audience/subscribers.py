@@ -8,7 +8,7 @@ non-ASCII local part could only be sent with SMTPUTF8 (RFC 6531), which many
 servers on the way do not offer, so such an address is refused when it is entered
 rather than accepted and never delivered.
 
-Nothing here makes a suppressed address (see ``pipeline.suppression``) active:
+Nothing here makes a suppressed address (see ``pipeline.audience.suppression``) active:
 an address that unsubscribed, bounced or was erased comes back only through its
 owner's own confirmation, or through ``force_consent``, which is recorded.
 """
@@ -27,9 +27,9 @@ from typing import Literal
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, delete, select
 
+from pipeline.audience.suppression import active_suppression, lift, suppress
 from pipeline.errors import SubscriberError
 from pipeline.models import Delivery, Subscriber, SubscriberStatus, SuppressionReason, utcnow
-from pipeline.suppression import active_suppression, lift, suppress
 
 
 def normalize_email(raw: str) -> str:

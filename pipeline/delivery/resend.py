@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
+from pipeline.audience.subscribers import normalize_email
+from pipeline.audience.suppression import address_hash, suppressed_hashes
 from pipeline.errors import IssueError
 from pipeline.models import (
     Delivery,
@@ -28,8 +30,6 @@ from pipeline.models import (
     Subscriber,
     SubscriberStatus,
 )
-from pipeline.subscribers import normalize_email
-from pipeline.suppression import address_hash, suppressed_hashes
 
 FAILED = (DeliveryStatus.failed, DeliveryStatus.uncertain)
 QUEUED = (DeliveryStatus.pending, DeliveryStatus.sending, DeliveryStatus.retry)

@@ -2,7 +2,7 @@
 
 The standard library's parser recurses once per level of nesting, and so does everything
 that walks the parts afterwards (``Message.walk``, flufl.bounce's detectors, the readers in
-:mod:`pipeline.bounce_reports`). Anyone can mail the bounce address, and a message of 5,000
+:mod:`pipeline.inbound.bounce_reports`). Anyone can mail the bounce address, and a message of 5,000
 nested multiparts ends in RecursionError. Real mail is a few levels deep (a bounce report
 that returns a digest: report, returned message, alternative, parts), so a message nesting
 deeper than ``MAX_DEPTH`` is refused while it is parsed, before any recursion runs away.

@@ -23,7 +23,7 @@ down_revision = '0003'
 branch_labels = None
 depends_on = None
 
-# As pipeline.suppression.address_hash computes it (a test checks that the two agree).
+# As pipeline.audience.suppression.address_hash computes it (a test checks that the two agree).
 _PREFIX = b"papermail-suppression:"
 
 

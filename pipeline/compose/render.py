@@ -1,7 +1,7 @@
 """Render one issue of the digest: MJML + Jinja for the HTML part, Jinja for the text part.
 
 An issue is rendered once, never per subscriber. Where a subscriber's own links
-go, the output carries the markers from :mod:`pipeline.slots`; dispatch
+go, the output carries the markers from :mod:`pipeline.compose.slots`; dispatch
 substitutes them as bytes. Every string in an item came from the internet, so:
 autoescape is on for the HTML templates, control characters are stripped from
 everything, and every href passes :func:`safe_url`.
@@ -23,7 +23,7 @@ import jinja2
 from mjml import mjml2html
 from premailer import Premailer
 
-from pipeline import slots
+from pipeline.compose import slots
 from pipeline.errors import RenderError
 from pipeline.text import clean_text
 
@@ -59,9 +59,9 @@ class RenderedIssue:
 
 def templates_path() -> Path:
     """The templates folder: ``pipeline/templates`` in an installed wheel, else ``<repo>/templates``."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "templates"
-    return packaged if packaged.is_dir() else here.parent / "templates"
+    package = Path(__file__).resolve().parent.parent  # pipeline/
+    packaged = package / "templates"
+    return packaged if packaged.is_dir() else package.parent / "templates"
 
 
 def safe_url(value: Any) -> str | None:

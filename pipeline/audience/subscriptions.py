@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, Field
 from sqlmodel import Session, func, select
 
+from pipeline.audience.subscribers import validate_new_address
+from pipeline.audience.suppression import lift, suppress
 from pipeline.models import (
     MAX_DIGEST_SIZE,
     MIN_DIGEST_SIZE,
@@ -35,8 +37,6 @@ from pipeline.models import (
     SubscriberStatus,
     SuppressionReason,
 )
-from pipeline.subscribers import validate_new_address
-from pipeline.suppression import lift, suppress
 
 CONFIRMATION_INTERVAL = dt.timedelta(days=1)  # at most one confirmation mail per address per day
 

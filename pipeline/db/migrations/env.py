@@ -1,7 +1,7 @@
 """Alembic's environment: how the revisions in versions/ reach a database.
 
 The application passes its own open connection in ``config.attributes["connection"]``
-(see ``pipeline.migrate``, which also holds the lock and commits). The ``alembic``
+(see ``pipeline.db.migrate``, which also holds the lock and commits). The ``alembic``
 command line (alembic.ini at the repository root) connects to ``sqlalchemy.url``,
 or to DATABASE_URL from the settings when that is empty.
 """
@@ -13,7 +13,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection
 
-from pipeline.migrate import CONTEXT_OPTIONS, register_tables
+from pipeline.db.migrate import CONTEXT_OPTIONS, register_tables
 
 config = context.config
 if "connection" not in config.attributes:
@@ -47,7 +47,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    from pipeline.db import make_engine
+    from pipeline.db.engine import make_engine
 
     engine = make_engine(_url())
     try:

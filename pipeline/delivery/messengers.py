@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
-from pipeline.dkim_signing import DkimSigner
+from pipeline.compose.message import MessageTemplate, Recipient, dot_stuff
+from pipeline.delivery.dkim import DkimSigner
 from pipeline.errors import DeliveryError
-from pipeline.message import MessageTemplate, Recipient, dot_stuff
 
 Outcome = Literal["sent", "temporary", "permanent", "uncertain"]
 

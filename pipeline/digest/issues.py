@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
+from pipeline.compose.render import DigestContext, RenderedIssue, render_digest
+from pipeline.digest.rank import Candidate, Snapshot, TrendScore, Weights, rank, why_trending
 from pipeline.errors import IssueError
 from pipeline.models import MAX_DIGEST_SIZE, Delivery, Edition, Issue, IssueVariant, Paper, PaperMetrics, utcnow
-from pipeline.rank import Candidate, Snapshot, TrendScore, Weights, rank, why_trending
-from pipeline.render import DigestContext, RenderedIssue, render_digest
 
 RECENTLY_FEATURED_DAYS = 7
 

@@ -1,6 +1,6 @@
 """Counting hard bounces against subscribers, from bounce mail and from 5xx replies while sending.
 
-:func:`record_bounces` counts what a :class:`~pipeline.bounce_reports.BounceReport`
+:func:`record_bounces` counts what a :class:`~pipeline.inbound.bounce_reports.BounceReport`
 says (once per bounce message), :func:`mark_permanent_failure` does the same
 for a 5xx received while sending, :func:`clear_bounces` is the operator's way back.
 
@@ -19,11 +19,11 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
-from pipeline.bounce_reports import REASON_LENGTH, BounceReport, counts_against_address
-from pipeline.message_ids import read_message_id
+from pipeline.audience.subscribers import normalize_email
+from pipeline.audience.suppression import lift, suppress
+from pipeline.compose.message_ids import read_message_id
+from pipeline.inbound.bounce_reports import REASON_LENGTH, BounceReport, counts_against_address
 from pipeline.models import Delivery, DeliveryStatus, Issue, Subscriber, SubscriberStatus, SuppressionReason, utcnow
-from pipeline.subscribers import normalize_email
-from pipeline.suppression import lift, suppress
 from pipeline.text import clean_text
 
 

@@ -1,0 +1,1 @@
+"""Subscribers: operators' actions, a person's own, tokens, suppression, bounce counts."""

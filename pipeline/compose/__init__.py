@@ -1,0 +1,1 @@
+"""Rendering an issue once and encoding it as a message with per-subscriber slots."""

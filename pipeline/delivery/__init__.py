@@ -1,0 +1,1 @@
+"""Sending an issue: the ledger, the send loop, messengers, pacing, DKIM, resends."""

@@ -1,0 +1,1 @@
+"""Ranking a day's papers and freezing them into an issue."""

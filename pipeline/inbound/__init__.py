@@ -1,0 +1,1 @@
+"""Mail that comes back: mailboxes, bounce reports, mailed unsubscribe requests."""

@@ -1,0 +1,105 @@
+"""Operators' actions on an issue: pause, resume, resend, progress, and the reconciler's sweep."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, func, select
+
+from pipeline.db.engine import session_scope
+from pipeline.delivery.ledger import (
+    close_if_done,
+    delivery_counts,
+    pause_issue,
+    plan_batches,
+    recover_stale_claims,
+    resume_issue,
+    under_way,
+)
+from pipeline.delivery.resend import ResendPlan, plan_resend
+from pipeline.delivery.resend import resend as resend_issue
+from pipeline.digest.issues import ensure_variants
+from pipeline.errors import IssueError
+from pipeline.models import Delivery, Edition, Issue, IssueStatus, Resend, ResendScope, utcnow
+from pipeline.service.context import digest_context, engine
+from pipeline.service.daily import issue_for
+from pipeline.settings import Settings
+
+
+def pause(settings: Settings, *, day: dt.date, edition: Edition = Edition.daily, reason: str) -> bool:
+    """Stop an issue's sending (batches stop after the message in hand). False if it was not sending."""
+    with Session(engine(settings)) as session:
+        issue_id = issue_for(session, day, edition).id
+    with engine(settings).connect() as conn:
+        return pause_issue(conn, issue_id=issue_id, reason=reason)  # type: ignore[arg-type]
+
+
+def resume(settings: Settings, *, day: dt.date, edition: Edition = Edition.daily) -> bool:
+    """Let a paused issue send again; the caller dispatches its open deliveries."""
+    with Session(engine(settings)) as session:
+        issue_id = issue_for(session, day, edition).id
+    with engine(settings).connect() as conn:
+        return resume_issue(conn, issue_id=issue_id)  # type: ignore[arg-type]
+
+
+def resend(
+    settings: Settings, *, day: dt.date, edition: Edition = Edition.daily, scope: ResendScope,
+    addresses: list[str] = (), reason: str, requested_by: str, dry_run: bool = False,
+) -> tuple[Resend | None, ResendPlan]:
+    """Record a resend and queue its deliveries (the caller dispatches), or only plan it with ``dry_run``."""
+    try:
+        with session_scope(engine(settings)) as session:
+            issue = issue_for(session, day, edition)
+            if dry_run:
+                return None, plan_resend(session, issue=issue, scope=scope, addresses=addresses)
+            record, plan = resend_issue(session, issue=issue, scope=scope, addresses=addresses, reason=reason,
+                                        requested_by=requested_by, now=utcnow(), default_size=settings.digest_size)
+            if record is not None:
+                sizes = {sub.digest_size or settings.digest_size for _, sub in plan.targets}
+                ensure_variants(session, issue=issue, sizes=sizes, ctx=digest_context(settings, day, edition))
+            return record, plan
+    except IntegrityError:
+        raise IssueError("the same resend was submitted a moment ago; nothing more was queued") from None
+
+
+def progress(settings: Settings, *, day: dt.date, edition: Edition = Edition.daily,
+             now: dt.datetime | None = None) -> dict[str, object]:
+    """Counts per state, the send rate over the last minute and an estimate of the time left."""
+    now = now or utcnow()
+    with Session(engine(settings)) as session:
+        issue = issue_for(session, day, edition)
+        counts = delivery_counts(session, issue_id=issue.id)  # type: ignore[arg-type]
+        recent = session.exec(select(func.count()).select_from(Delivery).where(
+            Delivery.issue_id == issue.id, Delivery.sent_at >= now - dt.timedelta(minutes=1))).one()  # type: ignore[operator]
+    open_count = counts["pending"] + counts["sending"] + counts["retry"]
+    # Over the last minute, or over the time since sending started when that is shorter.
+    started = issue.send_started_at.replace(tzinfo=dt.UTC) if issue.send_started_at else now
+    rate = recent / min(60.0, max(1.0, (now - started).total_seconds()))
+    eta = dt.timedelta(seconds=round(open_count / rate)) if rate and open_count else None
+    return {"issue": issue, "counts": counts, "open": open_count, "rate": rate, "eta": eta}
+
+
+def reconcile(settings: Settings, *, now: dt.datetime | None = None) -> list[tuple[int, list[tuple[int, int]]]]:
+    """The periodic sweep: settle abandoned claims, close finished issues, and plan batches for every
+    sending issue that has deliveries due. Returns (issue, batches).
+
+    While a send is under way (a live claim, or ledger writes within LEASE_SECONDS) only retries that
+    came due are planned: its own queued batches will reach the pending rows. An issue nobody works
+    on (its tasks were lost with a broker's data, say) gets batches for all its open rows again.
+    """
+    now = now or utcnow()
+    quiet = dt.timedelta(seconds=settings.lease_seconds)
+    plans = []
+    with session_scope(engine(settings)) as session:
+        for issue in session.exec(select(Issue).where(Issue.status == IssueStatus.sending)).all():
+            issue_id: int = issue.id  # type: ignore[assignment]
+            recover_stale_claims(session, issue_id=issue_id, now=now)
+            busy = under_way(session, issue_id=issue_id, now=now, quiet_for=quiet)
+            batches = plan_batches(session, issue_id=issue_id, size=settings.send_batch_size, due_by=now,
+                                   pending=not busy)
+            if batches:
+                plans.append((issue_id, batches))
+            else:
+                close_if_done(session, issue_id=issue_id, now=now)
+    return plans
