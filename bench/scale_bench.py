@@ -20,7 +20,6 @@ the machine is shared, so compare ratios, not absolute numbers.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import contextlib
 import datetime as dt
@@ -28,10 +27,7 @@ import json
 import os
 import re
 import resource
-import secrets
 import signal
-import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,22 +35,29 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-DAY = dt.date(2025, 3, 21)
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))  # the harness the tests use: tests/support
+
+from smtp_sink import sink_dump, sink_stats, start_sink  # noqa: E402
+
+from tests.support.services import (  # noqa: E402
+    free_port,
+    fresh_postgres,
+    start_redis,
+    start_workers,
+    stop,
+    wait_until,
+    worker_env,
+)
+
+DAY = dt.date(2025, 3, 21)
 SECRET = "bench-" + "x" * 32
 BASE_URL = "https://papers.example.org"
-QUEUES = ("papermail", "papermail.send")
 OPEN = ("pending", "sending", "retry")
 
 
 # --- helpers shared by both parts ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def counts_arg(value: str) -> list[int]:
@@ -180,13 +183,6 @@ def child_send(args: argparse.Namespace) -> dict:
     }
 
 
-def start_sink() -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(HERE / "smtp_sink.py"), str(port)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return proc, port
-
-
 def memory_run(n: int, port: int, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
         db = f"sqlite:///{tmp}/bench.db"
@@ -237,150 +233,31 @@ def memory_part(args: argparse.Namespace) -> None:
 # --- part 2: several Celery workers on one issue ----------------------------------------------------
 
 
-class CountingSink(asyncio.Protocol):
-    """Accepts everything and counts messages per recipient. Extra verbs: XSTAT (counts in the reply), XDUMP PATH
-    (the per-recipient counts as JSON)."""
-
-    per_rcpt: collections.Counter[str] = collections.Counter()
-    messages = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.buffer = bytearray()
-        self.scan = 0
-        self.in_data = False
-        self.rcpts: list[str] = []
-        self.transport.write(b"220 counting sink ESMTP\r\n")  # type: ignore[attr-defined]
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        write = self.transport.write  # type: ignore[attr-defined]
-        while True:
-            if self.in_data:
-                end = self.buffer.find(b"\r\n.\r\n", self.scan)
-                if end < 0:
-                    self.scan = max(0, len(self.buffer) - 4)
-                    return
-                del self.buffer[: end + 5]
-                self.scan, self.in_data = 0, False
-                CountingSink.messages += 1
-                CountingSink.per_rcpt.update(self.rcpts)
-                self.rcpts = []
-                write(b"250 2.0.0 ok\r\n")
-                continue
-            line_end = self.buffer.find(b"\r\n")
-            if line_end < 0:
-                return
-            line = bytes(self.buffer[:line_end])
-            del self.buffer[: line_end + 2]
-            verb = line[:4].upper()
-            if verb in (b"EHLO", b"HELO"):
-                write(b"250-sink\r\n250-8BITMIME\r\n250 PIPELINING\r\n")
-            elif verb == b"MAIL" or verb == b"RSET":
-                self.rcpts = []
-                write(b"250 ok\r\n")
-            elif verb == b"RCPT":
-                text = line.decode("utf-8", "replace")
-                self.rcpts.append(text[text.find("<") + 1 : text.find(">")])
-                write(b"250 ok\r\n")
-            elif verb == b"DATA":
-                self.in_data = True
-                self.buffer[0:0] = b"\r\n"  # the terminator search needs the CRLF that ended the DATA line
-                write(b"354 go ahead\r\n")
-            elif verb == b"XSTA":
-                dup = sum(1 for c in CountingSink.per_rcpt.values() if c > 1)
-                write(f"250 {CountingSink.messages} {len(CountingSink.per_rcpt)} {dup}\r\n".encode())
-            elif verb == b"XDUM":
-                Path(line[6:].decode()).write_text(json.dumps(CountingSink.per_rcpt))
-                write(b"250 dumped\r\n")
-            elif verb == b"QUIT":
-                write(b"221 bye\r\n")
-                self.transport.close()  # type: ignore[attr-defined]
-                return
-            else:
-                write(b"250 ok\r\n")
-
-
-async def serve_counting_sink(port: int) -> None:
-    server = await asyncio.get_running_loop().create_server(CountingSink, "127.0.0.1", port)
-    print("ready", flush=True)
-    async with server:
-        await server.serve_forever()
-
-
-def sink_stats(port: int) -> tuple[int, int, int]:
-    """(messages, distinct recipients, recipients with more than one message)."""
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
-        code, reply = smtp.docmd("XSTAT")
-    messages, distinct, dup = (int(x) for x in reply.split())
-    return messages, distinct, dup
-
-
-def sink_dump(port: int, path: Path) -> dict[str, int]:
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
-        smtp.docmd(f"XDUMP {path}")
-    return json.loads(path.read_text())
-
-
 class Procs:
-    """Child processes of one run, stopped (SIGTERM, then SIGKILL) in reverse order on exit."""
+    """Child processes of one run, stopped (SIGTERM, then SIGKILL) in reverse order on exit.
+
+    Each is started in a session of its own: Ctrl-C reaches only this script, which stops them in order
+    (workers first).
+    """
+
+    OWN_SESSION = {"start_new_session": True}
 
     def __init__(self) -> None:
-        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.procs: list[subprocess.Popen] = []
 
-    def start(self, name: str, cmd: list[str], **kw) -> subprocess.Popen:  # type: ignore[no-untyped-def]
-        # A session of their own: Ctrl-C reaches only this script, which stops them in order (workers first).
-        proc = subprocess.Popen(cmd, start_new_session=True, **kw)
-        self.procs.append((name, proc))
-        return proc
-
-    def stop(self, proc: subprocess.Popen, timeout: float = 30) -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    def add(self, *procs: subprocess.Popen) -> None:
+        self.procs.extend(procs)
 
     def close(self) -> None:
-        for _, proc in reversed(self.procs):
-            self.stop(proc)
+        for proc in reversed(self.procs):
+            stop(proc)
 
 
-def wait_for(check, what: str, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what}: the process exited with {proc.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what}: not ready after {timeout:.0f} s")
-        time.sleep(0.1)
-
-
-def redis_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-def start_redis(procs: Procs, tmp: Path) -> str:
+def start_broker(procs: Procs, tmp: Path) -> str:
+    """A private redis-server for one run: its URL."""
     port = free_port()
-    proc = procs.start("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--dir", str(tmp)], stdout=subprocess.DEVNULL)
-    wait_for(lambda: redis_answers(port), "redis-server", proc, timeout=20)
+    procs.add(start_redis(port, tmp, **Procs.OWN_SESSION))
     return f"redis://127.0.0.1:{port}/0"
-
-
-def start_counting_sink(procs: Procs) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    proc = procs.start("sink", [sys.executable, str(Path(__file__).resolve()), "--child", "sink", "--port", str(port)],
-                       stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return proc, port
 
 
 @contextlib.contextmanager
@@ -389,41 +266,15 @@ def fresh_database(postgres: str | None, tmp: Path) -> Iterator[str]:
     if postgres is None:
         yield f"sqlite:///{tmp}/bench.db"
         return
-    import psycopg
-    from psycopg import sql
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(postgres)
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"papermail_scale_{secrets.token_hex(4)}"
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_postgres(postgres, prefix="papermail_scale") as url:
+        yield url
 
 
-def worker_env(database_url: str, broker_url: str, smtp_url: str, tmp: Path, args: argparse.Namespace) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DKIM_", "SEND_RATE_"))}
-    env.update({
-        "DATABASE_URL": database_url, "BROKER_URL": broker_url, "SMTP_URL": smtp_url, "SECRET_KEY": SECRET,
-        "ENVIRONMENT": "test", "BASE_URL": BASE_URL, "OUTBOX_DIR": str(tmp / "outbox"),
-        "SEND_BATCH_SIZE": str(args.batch_size), "CLAIM_SIZE": str(args.claim_size),
-        "RATE_LIMIT_STORAGE": "memory://",
-    })
-    return env
-
-
-def start_worker(procs: Procs, env: dict[str, str], log: Path, name: str) -> subprocess.Popen:
-    """A real ``celery worker`` process, as tests/integration/test_celery_worker.py starts one."""
-    return procs.start(
-        name,
-        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "--loglevel=INFO",
-         "-Q", ",".join(QUEUES), "--without-gossip", "--without-mingle", "--hostname", f"{name}-{time.time_ns()}@%h"],
-        cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-    )
+def run_env(database_url: str, broker_url: str, smtp_url: str, tmp: Path, args: argparse.Namespace) -> dict[str, str]:
+    """The environment of the workers and of ``papermail send`` in one run."""
+    return worker_env(database_url, smtp_url, broker_url, SECRET_KEY=SECRET, BASE_URL=BASE_URL,
+                      OUTBOX_DIR=str(tmp / "outbox"), SEND_BATCH_SIZE=str(args.batch_size),
+                      CLAIM_SIZE=str(args.claim_size), RATE_LIMIT_STORAGE="memory://")
 
 
 def open_deliveries(engine) -> tuple[int, int]:  # type: ignore[no-untyped-def]
@@ -452,7 +303,7 @@ def wait_until_sent(cfg, engine, workers: list[subprocess.Popen], timeout: float
         total, open_ = open_deliveries(engine)
         if total and not open_:
             info = service.progress(cfg, day=DAY)
-            return {state: n for state, n in info["counts"].items() if n}, took  # type: ignore[union-attr]
+            return {state: n for state, n in info.counts.items() if n}, took
         if any(w.poll() is not None for w in workers):
             raise RuntimeError(f"a worker exited while sending: {open_:,} of {total:,} deliveries open")
         if time.monotonic() > deadline:
@@ -462,12 +313,12 @@ def wait_until_sent(cfg, engine, workers: list[subprocess.Popen], timeout: float
             info = service.progress(cfg, day=DAY)
             took.append(time.perf_counter() - start)
             next_progress += 5
-            issue = info["issue"]
-            if issue.status.value == "paused":  # type: ignore[attr-defined]
-                raise RuntimeError(f"the issue paused itself: {issue.paused_reason}")  # type: ignore[attr-defined]
+            issue = info.issue
+            if issue.status.value == "paused":
+                raise RuntimeError(f"the issue paused itself: {issue.paused_reason}")
             if time.monotonic() > next_note:
-                counts = {state: n for state, n in info["counts"].items() if n}  # type: ignore[union-attr]
-                print(f"    … {counts}, {info['rate']:.0f} msg/s over the last minute", flush=True)
+                counts = {state: n for state, n in info.counts.items() if n}
+                print(f"    … {counts}, {info.rate:.0f} msg/s over the last minute", flush=True)
                 next_note += 30
         time.sleep(0.5)
 
@@ -507,8 +358,9 @@ def workers_run(n: int, w: int, args: argparse.Namespace) -> dict:
         tmp = Path(tmpname)
         database_url = stack.enter_context(fresh_database(args.postgres, tmp))
         stack.callback(procs.close)  # runs first: the workers stop before their database is dropped
-        broker_url = start_redis(procs, tmp)
-        sink, sink_port = start_counting_sink(procs)
+        broker_url = start_broker(procs, tmp)
+        sink, sink_port = start_sink(**Procs.OWN_SESSION)
+        procs.add(sink)
         smtp_url = f"smtp://127.0.0.1:{sink_port}"
 
         cfg = settings_for(database_url, tmp / "outbox", smtp_url, batch_size=args.batch_size,
@@ -518,12 +370,11 @@ def workers_run(n: int, w: int, args: argparse.Namespace) -> dict:
         populate_seconds = time.perf_counter() - start
         service.engine(cfg).dispose()
 
-        env = worker_env(database_url, broker_url, smtp_url, tmp, args)
+        env = run_env(database_url, broker_url, smtp_url, tmp, args)
         logs = [tmp / f"worker{i}.log" for i in range(w)]
         start = time.perf_counter()
-        workers = [start_worker(procs, env, log, f"bench{i}") for i, log in enumerate(logs)]
-        for proc, log in zip(workers, logs):
-            wait_for(lambda log=log: b" ready." in log.read_bytes(), f"worker {log.name}", proc)
+        workers = start_workers(env, logs, name="bench", **Procs.OWN_SESSION)
+        procs.add(*workers)
         workers_seconds = time.perf_counter() - start
 
         engine = create_engine(database_url)
@@ -547,13 +398,13 @@ def workers_run(n: int, w: int, args: argparse.Namespace) -> dict:
             per_subscriber = conn.execute(text(
                 "SELECT count(*) FROM (SELECT subscriber_id FROM delivery WHERE status = 'sent' "
                 "GROUP BY subscriber_id HAVING count(*) = 1) AS once")).scalar_one()
-        wait_for(lambda: sink_stats(sink_port)[0] >= states.get("sent", 0), "sink count", timeout=10)
+        wait_until(lambda: sink_stats(sink_port)[0] >= states.get("sent", 0), "the sink's count", timeout=10,
+                   interval=0.1)
         received = sink_dump(sink_port, tmp / "received.json")
         worker_cpu = [cpu_seconds(p.pid) for p in workers]
         worker_hwm = [peak_rss_kb(p.pid) for p in workers]
         sink_cpu = cpu_seconds(sink.pid)
-        for proc in workers:
-            procs.stop(proc)
+        stop(*workers)
         service.engine(cfg).dispose()
         shares = worker_shares(logs)
 
@@ -629,19 +480,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="SEND_BATCH_SIZE (default 1000; with --workers 2000)")
     parser.add_argument("--claim-size", type=int, default=50, help="CLAIM_SIZE (default 50)")
     parser.add_argument("--timeout", type=float, default=900, help="part 2: seconds to wait for one send")
-    parser.add_argument("--child", choices=("populate", "send", "sink"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("populate", "send"), help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--outbox", help=argparse.SUPPRESS)
     parser.add_argument("--smtp", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.batch_size is None:
         args.batch_size = 2000 if args.workers else 1000
 
-    if args.child == "sink":
-        asyncio.run(serve_counting_sink(args.port))
-        return
     if args.child:
         result = child_populate(args) if args.child == "populate" else child_send(args)
         print(json.dumps(result))

@@ -14,10 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import smtplib
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from email.message import EmailMessage
@@ -25,6 +22,7 @@ from email.policy import SMTP
 from pathlib import Path
 
 from scale_bench import add_subscribers, fresh_database
+from smtp_sink import start_sink
 from sqlalchemy import text
 
 from pipeline import service
@@ -36,20 +34,6 @@ from pipeline.models import Issue
 from pipeline.settings import Settings
 
 DAY = dt.date(2025, 3, 21)
-HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_sink() -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(HERE / "smtp_sink.py"), str(port)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return proc, port
 
 
 def settings_for(database_url: str, outbox: Path, smtp_url: str | None = None) -> Settings:

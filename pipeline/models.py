@@ -108,7 +108,8 @@ class Subscriber(SQLModel, table=True):
     frequency: Frequency = Field(default=Frequency.daily, sa_type=_enum(Frequency))
     weekday: int = Field(default=0, ge=0, le=6)  # weekly mail arrives on this day (0 = Monday)
     digest_size: int | None = None  # papers per email; None = the list's default
-    topics: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # reserved
+    # The reader's topics of interest: reserved for personal digests (stored, not used yet).
+    topics: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # Bounces: permanent failures counted; at BOUNCE_LIMIT the address becomes "bounced" until an operator clears it.
     hard_bounces: int = 0
     last_bounce_at: datetime | None = _when(default=None)
@@ -195,9 +196,6 @@ class DeliveryStatus(StrEnum):
     failed = "failed"  # permanent (5xx) failure, reply kept
     uncertain = "uncertain"  # the batch died after claiming it: it may or may not have gone out
     skipped = "skipped"  # the subscriber stopped being active before it was sent
-
-
-FINAL_STATUSES = (DeliveryStatus.sent, DeliveryStatus.failed, DeliveryStatus.uncertain, DeliveryStatus.skipped)
 
 
 class Delivery(SQLModel, table=True):

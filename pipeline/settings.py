@@ -122,6 +122,19 @@ class Settings(BaseSettings):
     def _empty_broker_is_none(cls, value: str | None) -> str | None:
         return value or None
 
+    @field_validator("inbound_maildir", mode="before")
+    @classmethod
+    def _empty_maildir_is_none(cls, value: object) -> object:
+        return value or None  # INBOUND_MAILDIR= (empty) means unset, as for BROKER_URL
+
+    @field_validator("inbound_maildir")
+    @classmethod
+    def _inbound_maildir_is_a_maildir(cls, value: Path | None) -> Path | None:
+        # Refused at start-up, rather than by every beat tick that reads it.
+        if value is not None and not all((value / sub).is_dir() for sub in ("cur", "new", "tmp")):
+            raise ValueError(f"INBOUND_MAILDIR {value} is not a Maildir (it needs cur/, new/ and tmp/)")
+        return value
+
     @model_validator(mode="after")
     def _dkim_both_or_neither(self) -> Settings:
         if (self.dkim_selector is None) != (self.dkim_private_key_file is None):

@@ -17,12 +17,13 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import object_session
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from pipeline.audience.subscribers import normalize_email
 from pipeline.audience.suppression import lift, suppress
 from pipeline.compose.message_ids import read_message_id
 from pipeline.inbound.bounce_reports import REASON_LENGTH, BounceReport, counts_against_address
+from pipeline.inbound.outcomes import Line, Outcome
 from pipeline.models import Delivery, DeliveryStatus, Issue, Subscriber, SubscriberStatus, SuppressionReason, utcnow
 from pipeline.text import clean_text
 
@@ -43,8 +44,8 @@ def _claim_bounce(session: Session, *, bounce_id: str, now: datetime) -> bool:
     return inserted.rowcount == 1  # type: ignore[attr-defined]
 
 
-def _counted(subscriber: Subscriber, *, reason: str, now: datetime, bounce_limit: int) -> str:
-    """Count one hard bounce on a loaded subscriber; what happened, in words."""
+def _counted(subscriber: Subscriber, *, reason: str, now: datetime, bounce_limit: int) -> tuple[Outcome, str]:
+    """Count one hard bounce on a loaded subscriber; what happened, and in words."""
     subscriber.hard_bounces += 1
     subscriber.last_bounce_at = subscriber.updated_at = now
     subscriber.last_bounce_reason = clean_text(reason)[:REASON_LENGTH]  # a forged bounce's escapes stay out
@@ -54,48 +55,52 @@ def _counted(subscriber: Subscriber, *, reason: str, now: datetime, bounce_limit
         session = object_session(subscriber)
         if session is not None:
             suppress(session, address=subscriber.email, reason=SuppressionReason.bounced, now=now)
-        return f"marked bounced ({count} hard bounces: {reason})"
+        return Outcome.marked_bounced, f"marked bounced ({count} hard bounces: {reason})"
     if subscriber.status == SubscriberStatus.active:
-        return f"hard bounce {count} ({reason})"
+        return Outcome.hard_bounce, f"hard bounce {count} ({reason})"
     # Unsubscribed stays unsubscribed (their choice outranks ours); bounced stays bounced.
-    return f"hard bounce {count}, stays {subscriber.status.value} ({reason})"
+    return Outcome.hard_bounce, f"hard bounce {count}, stays {subscriber.status.value} ({reason})"
 
 
 def record_bounces(
     session: Session, *, report: BounceReport, now: datetime, bounce_limit: int, mail_domain: str
-) -> list[tuple[str, str]]:
+) -> list[Line]:
     """Count a bounce's permanent failure against the subscriber its message was sent to; once per bounce.
 
     The bounce must quote the Message-ID of one of our deliveries (sent, or uncertain) on
     ``mail_domain``: that names the subscriber, also when the address that failed is one the mail
     was forwarded to, and a forged bounce, which cannot know the id, counts for nothing.
 
-    Returns ``(address, what happened)`` lines: "hard bounce 1/2 (...)", "marked bounced (...)",
-    "temporary failure (4.2.2 mailbox full)", "not counted: ..." with the reason, "permanent failure
-    not counted: a policy or mailbox-full reply", or "already recorded" when this bounce was
-    processed before. Temporary failures are reported, not counted. The caller commits.
+    Returns a :class:`~pipeline.inbound.outcomes.Line` per address, its kind an ``Outcome`` and its
+    text "hard bounce 1/2 (...)", "marked bounced (...)", "temporary failure (4.2.2 mailbox full)",
+    "not counted: ..." with the reason, "permanent failure not counted: a policy or mailbox-full
+    reply", or "already recorded" when this bounce was processed before. Temporary failures are
+    reported, not counted. The caller commits.
     """
     if not report.is_bounce:
         return []
     permanent, temporary = sorted(report.permanent), sorted(report.temporary)
     if report.bounce_id is not None and not _claim_bounce(session, bounce_id=report.bounce_id, now=now):
-        return [(address, "already recorded") for address in permanent + temporary]
-    lines = [(address, f"temporary failure ({report.reason_for(address)})") for address in temporary]
+        return [Line(address, Outcome.already_recorded, "already recorded") for address in permanent + temporary]
+    lines = [Line(address, Outcome.temporary_failure, f"temporary failure ({report.reason_for(address)})")
+             for address in temporary]
     if not permanent:
         return lines
     subscriber, why_not = _addressee(session, report.original_message_id, mail_domain)
     if subscriber is None:
-        return [(address, f"not counted: {why_not}") for address in permanent] + lines
+        return [Line(address, Outcome.not_counted, f"not counted: {why_not}") for address in permanent] + lines
     countable = [a for a in permanent if counts_against_address(report.reason_for(a))]
-    lines[:0] = [(a, f"permanent failure not counted: a policy or mailbox-full reply ({report.reason_for(a)})")
+    lines[:0] = [Line(a, Outcome.permanent_not_counted,
+                      f"permanent failure not counted: a policy or mailbox-full reply ({report.reason_for(a)})")
                  for a in permanent if a not in countable]
     if countable:
         # One message, one recipient: the bounce counts once, however many addresses it lists.
-        what = _counted(subscriber, reason=report.reason_for(countable[0]), now=now, bounce_limit=bounce_limit)
+        kind, what = _counted(subscriber, reason=report.reason_for(countable[0]), now=now,
+                              bounce_limit=bounce_limit)
         forwarded = [a for a in countable if a != subscriber.email]
         if forwarded:
             what += f"; it failed at {', '.join(forwarded)}"
-        lines.insert(0, (subscriber.email, what))
+        lines.insert(0, Line(subscriber.email, kind, what))
         session.add(subscriber)
         session.flush()
     return lines
@@ -114,8 +119,8 @@ def _addressee(session: Session, message_id: str | None, mail_domain: str) -> tu
         .join(Delivery, Delivery.subscriber_id == Subscriber.id)  # type: ignore[arg-type]
         .join(Issue, Issue.id == Delivery.issue_id)  # type: ignore[arg-type]
         .where(Subscriber.uid == ref.uid, Issue.date == ref.day, Issue.edition == ref.edition,
-               Delivery.status.in_((DeliveryStatus.sent, DeliveryStatus.uncertain)))  # type: ignore[attr-defined]
-        .with_for_update(of=Subscriber)  # type: ignore[arg-type]
+               col(Delivery.status).in_((DeliveryStatus.sent, DeliveryStatus.uncertain)))
+        .with_for_update(of=Subscriber)
     ).first()
     if subscriber is None:
         return None, f"no delivery of ours has the id <{message_id}>"

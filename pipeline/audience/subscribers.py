@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
-from sqlmodel import Session, delete, select
+from sqlmodel import Session, col, delete, select
 
 from pipeline.audience.suppression import active_suppression, lift, suppress
 from pipeline.errors import SubscriberError
@@ -224,7 +224,7 @@ def read_csv_emails(path: Path) -> list[str]:
 
 
 def list_subscribers(session: Session, *, status: SubscriberStatus | None = None) -> list[Subscriber]:
-    stmt = select(Subscriber).order_by(Subscriber.id)
+    stmt = select(Subscriber).order_by(col(Subscriber.id))
     if status is not None:
         stmt = stmt.where(Subscriber.status == status)
     return list(session.exec(stmt))
@@ -236,7 +236,7 @@ EXPORT_FIELDS = ("email", "status", "created_at", "confirmed_at", "unsubscribed_
 
 def export_rows(session: Session) -> Iterator[dict[str, object]]:
     """Every subscriber as a flat row of CSV cells, streamed in id order; no cell runs as a formula."""
-    for sub in session.exec(select(Subscriber).order_by(Subscriber.id)).yield_per(1000):
+    for sub in session.exec(select(Subscriber).order_by(col(Subscriber.id))).yield_per(1000):
         row = {name: getattr(sub, name) for name in EXPORT_FIELDS}
         yield {k: _inert_cell(v.isoformat() if isinstance(v, datetime) else getattr(v, "value", v))
                for k, v in row.items()}
@@ -271,7 +271,7 @@ def remove_subscribers(session: Session, *, emails: Iterable[str],
         if sub is None:
             unknown.append(address)
             continue
-        session.exec(delete(Delivery).where(Delivery.subscriber_id == sub.id))  # type: ignore[call-overload]
+        session.execute(delete(Delivery).where(col(Delivery.subscriber_id) == sub.id))
         session.delete(sub)
         suppress(session, address=address, reason=SuppressionReason.removed, now=now)
         removed.append(address)

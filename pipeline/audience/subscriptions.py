@@ -28,6 +28,7 @@ from sqlmodel import Session, func, select
 
 from pipeline.audience.subscribers import validate_new_address
 from pipeline.audience.suppression import lift, suppress
+from pipeline.audience.tokens import Purpose, Signer
 from pipeline.models import (
     MAX_DIGEST_SIZE,
     MIN_DIGEST_SIZE,
@@ -47,6 +48,11 @@ log = logging.getLogger(__name__)
 class SubscribeRequest:
     subscriber: Subscriber
     send_confirmation: bool  # False: nothing to confirm (active, bounced), or a link went out less than a day ago
+
+    @property
+    def subscriber_id(self) -> int:
+        assert self.subscriber.id is not None  # flushed when it was stored
+        return self.subscriber.id
 
 
 class Preferences(BaseModel):
@@ -69,6 +75,32 @@ class Preferences(BaseModel):
 
 def find(session: Session, uid: str) -> Subscriber | None:
     return session.exec(select(Subscriber).where(Subscriber.uid == uid)).first()
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The subscriber a token names, and when it was signed (confirmation tokens only)."""
+
+    subscriber: Subscriber
+    signed_at: dt.datetime | None = None
+
+
+def resolve_token(session: Session, *, secret_key: str, purpose: Purpose, token: str,
+                  max_age: int | None = None) -> Resolved | None:
+    """The subscriber behind a link's (or a mailed request's) token, or None.
+
+    None alike for a tampered token, one signed with another key or for another purpose,
+    an expired one (``max_age``, confirmation tokens), and one whose subscriber is gone:
+    whoever holds a bad token learns nothing from the answer.
+    """
+    signer = Signer(secret_key, purpose)
+    if purpose is Purpose.confirm:
+        found = signer.unsign_timed(token, max_age=max_age)
+        uid, signed_at = found if found is not None else (None, None)
+    else:
+        uid, signed_at = signer.unsign(token), None
+    subscriber = find(session, uid) if uid is not None else None
+    return None if subscriber is None else Resolved(subscriber, signed_at)
 
 
 def awaiting_confirmation(subscriber: Subscriber) -> bool:
@@ -201,6 +233,8 @@ def expire_pending(session: Session, *, now: dt.datetime, max_age: dt.timedelta)
     ).all()
     report = Expiry()
     for subscriber_id in stale:
+        if subscriber_id is None:  # ids of stored rows; the type allows None
+            continue
         try:
             _expire_one(session, subscriber_id, now=now, report=report)
             session.commit()

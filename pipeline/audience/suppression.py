@@ -20,6 +20,7 @@ import logging
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from pipeline.models import Suppression, SuppressionReason
@@ -53,7 +54,7 @@ def _db_time(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def suppress(db: Session | Connection, *, address: str, reason: SuppressionReason, now: datetime) -> None:
+def suppress(db: OrmSession | Connection, *, address: str, reason: SuppressionReason, now: datetime) -> None:
     """Record that ``address`` must not be mailed again (idempotent). The caller commits."""
     db.execute(_UPSERT, {"hash": address_hash(address), "reason": reason.name, "now": _db_time(now),
                          "bounced": SuppressionReason.bounced.name, "removed": SuppressionReason.removed.name})

@@ -255,7 +255,8 @@ def status(
 
 def _print_status(cfg: Settings, day: dt.date, edition: Edition = Edition.daily) -> None:
     info = service.progress(cfg, day=day, edition=edition)
-    issue, counts = info["issue"], info["counts"]
+    issue, counts = info.issue, info.counts
+    assert issue.id is not None
     with Session(service.engine(cfg)) as session:
         problems = [(d.subscriber_id, d.status.value, d.last_error or d.smtp_reply or "")
                     for d in iter_unsettled(session, issue_id=issue.id)]
@@ -267,9 +268,9 @@ def _print_status(cfg: Settings, day: dt.date, edition: Edition = Edition.daily)
     out.print(f"{label} {day}: {issue.status.value} — {summary}", markup=False, highlight=False)
     if issue.paused_reason:
         out.print(f"  paused: {issue.paused_reason}", markup=False, highlight=False)
-    if info["open"]:
-        eta = f", about {info['eta']} left" if info["eta"] else ""
-        out.print(f"  {info['open']} to go at {info['rate']:.1f} messages/s{eta}")
+    if info.open:
+        eta = f", about {info.eta} left" if info.eta else ""
+        out.print(f"  {info.open} to go at {info.rate:.1f} messages/s{eta}")
     for sub_id, state, reason in problems[:50]:
         out.print(f"  {state:9} {emails.get(sub_id, sub_id)}: {reason}", markup=False, highlight=False)
     if len(problems) > 50:

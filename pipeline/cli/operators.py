@@ -113,14 +113,13 @@ def bounces(
     from collections import Counter
 
     from pipeline.inbound.mailboxes import read_messages
-
-    kinds = ("hard bounce", "marked bounced", "temporary failure", "permanent failure", "not counted",
-             "already recorded", "unsubscribed by mail", "unsubscribe request")
+    from pipeline.inbound.outcomes import Outcome
 
     if path is not None and str(path) != "-" and not path.exists():
         raise PapermailError(f"{path} does not exist")
     cfg = settings()
-    tally: Counter[str] = Counter()
+    tally: Counter[str] = Counter()  # messages, and of each kind: bounce, unsubscribe, other
+    outcomes: Counter[Outcome] = Counter()
     messages = read_messages(path)
     while True:
         try:
@@ -132,15 +131,15 @@ def bounces(
         tally["messages"] += 1
         handled = service.handle_inbound(cfg, raw, record=not dry_run)
         tally[handled.kind] += 1
-        for address, what in handled.lines:
-            out.print(f"{address}: {what}", markup=False, highlight=False)
-            tally[next((kind for kind in kinds if what.startswith(kind)), "other")] += 1
-    counted = tally["hard bounce"] + tally["marked bounced"]
+        for line in handled.lines:
+            out.print(str(line), markup=False, highlight=False)
+            outcomes[line.kind] += 1
+    counted = outcomes[Outcome.hard_bounce] + outcomes[Outcome.marked_bounced]
     out.print(
         f"{tally['messages']} message(s), {tally['bounce']} bounce(s), {tally['unsubscribe']} unsubscribe request(s): "
-        f"{counted} hard bounce(s) counted, {tally['marked bounced']} address(es) marked bounced, "
-        f"{tally['temporary failure']} temporary failure(s), {tally['not counted']} not counted, "
-        f"{tally['already recorded']} already recorded, {tally['unsubscribed by mail']} unsubscribed"
+        f"{counted} hard bounce(s) counted, {outcomes[Outcome.marked_bounced]} address(es) marked bounced, "
+        f"{outcomes[Outcome.temporary_failure]} temporary failure(s), {outcomes[Outcome.not_counted]} not counted, "
+        f"{outcomes[Outcome.already_recorded]} already recorded, {outcomes[Outcome.unsubscribed]} unsubscribed"
         + ("; dry run, nothing recorded" if dry_run else ""),
         markup=False, highlight=False,
     )

@@ -57,7 +57,7 @@ class Recipient:
         for value in values.values():
             # Values come from our own validated data, but a header must never get a line break.
             if "\r" in value or "\n" in value or not value.isascii():
-                raise ValueError(f"unsafe per-subscriber value: {value!r}")
+                raise RenderError(f"unsafe per-subscriber value: {value!r}")
         return values
 
 
@@ -114,7 +114,6 @@ class MessageTemplate:
     def __init__(self, segments: list[Segment]) -> None:
         self._segments = _merge(segments)
         self._wire = _merge([dot_stuff(s) if isinstance(s, bytes) else s for s in segments])
-        self.slot_count = sum(1 for s in self._segments if not isinstance(s, bytes))
 
     @classmethod
     def build(

@@ -35,7 +35,7 @@ from pipeline.delivery.ledger import (
 from pipeline.delivery.messengers import Messenger, SendResult
 from pipeline.delivery.pacing import Pacer
 from pipeline.delivery.personalize import RecipientFactory, SendContext, TemplateCache
-from pipeline.errors import DeliveryError
+from pipeline.errors import DeliveryError, IssueError, LeaseLost
 from pipeline.inbound.bounce_reports import counts_against_address
 from pipeline.models import DeliveryStatus, Issue, utcnow
 
@@ -68,7 +68,7 @@ def send_batch(
     with Session(engine, expire_on_commit=False) as session:
         issue = session.get(Issue, issue_id)
         if issue is None:
-            raise LookupError(f"no issue with id {issue_id}")
+            raise IssueError(f"no issue with id {issue_id}")
         recover_stale_claims(session, issue_id=issue_id, now=clock())
         session.commit()
     templates = TemplateCache(engine, issue, ctx)
@@ -109,7 +109,7 @@ class _Lease:
             text("UPDATE delivery SET lease_until = :until WHERE claim = :claim AND status = :sending"),
             {"until": db_time(now + timedelta(seconds=self._seconds)), "claim": self._claim,
              "sending": DeliveryStatus.sending.name},
-        ).rowcount  # type: ignore[attr-defined]
+        ).rowcount
         self._conn.commit()
         if renewed < still_held:
             raise LeaseLost(f"claim {self._claim} lost {still_held - renewed} deliveries to lease recovery")
@@ -118,10 +118,6 @@ class _Lease:
 
 class _Burst(Exception):
     """Too many failures in a row: something is wrong with the server or the account, not the addresses."""
-
-
-class LeaseLost(RuntimeError):
-    """The claim's lease ran out and its rows were settled by someone else."""
 
 
 def _send_claimed(conn: Connection, rows: list[Claimed], *, claim: str, lease: _Lease,

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, text
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from pipeline.delivery.messengers import SendResult
 from pipeline.delivery.personalize import SendContext
@@ -89,7 +89,7 @@ def plan_batches(session: Session, *, issue_id: int, size: int, due_by: datetime
     low, high = session.exec(
         select(func.min(Delivery.id), func.max(Delivery.id)).where(Delivery.issue_id == issue_id, which)
     ).one()
-    if low is None:
+    if low is None or high is None:
         return []
     return [(after, min(after + size, high)) for after in range(low - 1, high, size)]
 
@@ -251,7 +251,7 @@ def pause_issue(conn: Connection, *, issue_id: int, reason: str) -> bool:
         text("UPDATE issue SET status = :paused, paused_reason = :reason WHERE id = :id AND status = :sending"),
         {"paused": IssueStatus.paused.name, "reason": reason[:500], "id": issue_id,
          "sending": IssueStatus.sending.name},
-    ).rowcount  # type: ignore[attr-defined]
+    ).rowcount
     conn.commit()
     return bool(changed)
 
@@ -260,7 +260,7 @@ def resume_issue(conn: Connection, *, issue_id: int) -> bool:
     changed = conn.execute(
         text("UPDATE issue SET status = :sending, paused_reason = NULL WHERE id = :id AND status = :paused"),
         {"paused": IssueStatus.paused.name, "id": issue_id, "sending": IssueStatus.sending.name},
-    ).rowcount  # type: ignore[attr-defined]
+    ).rowcount
     conn.commit()
     return bool(changed)
 
@@ -321,6 +321,6 @@ def iter_unsettled(session: Session, *, issue_id: int) -> Iterator[Delivery]:
         select(Delivery).where(
             Delivery.issue_id == issue_id,
             Delivery.status.in_((DeliveryStatus.failed, DeliveryStatus.uncertain)),  # type: ignore[attr-defined]
-        ).order_by(Delivery.id)
+        ).order_by(col(Delivery.id))
     )
 

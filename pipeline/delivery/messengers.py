@@ -106,7 +106,6 @@ class SMTPMessenger:
         self.timeout = timeout
         self.local_hostname = local_hostname
         self._smtp: smtplib.SMTP | None = None
-        self.connections = 0
 
     def _connect(self) -> smtplib.SMTP:
         try:
@@ -128,7 +127,6 @@ class SMTPMessenger:
                                 lasting=True) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"cannot connect to SMTP server {self.host}:{self.port}: {exc}") from exc
-        self.connections += 1
         return smtp
 
     def send(self, *, sender: str, template: MessageTemplate, recipient: Recipient) -> SendResult:

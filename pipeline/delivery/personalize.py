@@ -9,10 +9,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from pipeline.audience.subscribers import sendable_address
-from pipeline.audience.tokens import Purpose, Signer
+from pipeline.audience.tokens import Purpose
+from pipeline.compose.links import UNSUBSCRIBE, Links
 from pipeline.compose.message import MessageTemplate, Recipient
 from pipeline.compose.message_ids import make_message_id
-from pipeline.models import Edition, Issue, IssueVariant, utcnow
+from pipeline.models import Issue, IssueVariant, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +36,6 @@ class SendContext:
     bounce_limit: int = 2  # hard bounces (5xx about the address) before it is marked bounced
 
 
-def archive_url(base_url: str, day: object, edition: Edition = Edition.daily) -> str:
-    """Where an issue is shown on the site ("view in browser")."""
-    return f"{base_url}/issues/{day}" + ("/weekly" if edition is Edition.weekly else "")
-
-
 def build_template(issue: Issue, ctx: SendContext, variant: IssueVariant | None = None) -> MessageTemplate:
     rendered = variant or issue
     return MessageTemplate.build(
@@ -49,7 +45,7 @@ def build_template(issue: Issue, ctx: SendContext, variant: IssueVariant | None 
         sender=ctx.sender_header,  # type: ignore[arg-type]
         list_id=ctx.list_id,
         list_name=ctx.list_name,
-        archive_url=archive_url(ctx.base_url, issue.date, issue.edition),
+        archive_url=Links(base_url=ctx.base_url, secret_key=ctx.secret_key).issue(issue.date, issue.edition),
         date=issue.send_started_at or utcnow(),
     )
 
@@ -81,20 +77,19 @@ class RecipientFactory:
     def __init__(self, issue: Issue, ctx: SendContext) -> None:
         self._day, self._edition = issue.date, issue.edition
         self._ctx = ctx
-        self._unsubscribe = Signer(ctx.secret_key, Purpose.unsubscribe)
-        self._preferences = Signer(ctx.secret_key, Purpose.preferences)
+        self._links = Links(base_url=ctx.base_url, secret_key=ctx.secret_key)
 
     def __call__(self, email: str, uid: str, resend_id: int | None = None) -> Recipient:
         """UnsendableAddress for an address that cannot be written into a message."""
-        ctx = self._ctx
-        unsub = self._unsubscribe.sign(uid)
+        ctx, links = self._ctx, self._links
+        unsub = links.token(Purpose.unsubscribe, uid)
         return Recipient(
             address=sendable_address(email),
             message_id=make_message_id(day=self._day, edition=self._edition, uid=uid, resend_id=resend_id,
                                        domain=ctx.mail_domain),
-            unsubscribe_url=f"{ctx.base_url}/u/{unsub}",
+            unsubscribe_url=links.url(UNSUBSCRIBE.format(token=unsub)),
             unsubscribe_mailto=f"{ctx.unsubscribe_mailbox}?subject=unsubscribe%20{unsub}",
-            preferences_url=f"{ctx.base_url}/p/{self._preferences.sign(uid)}",
+            preferences_url=links.url(links.preferences(uid)),
         )
 
 

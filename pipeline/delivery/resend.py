@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
@@ -47,16 +48,17 @@ class ResendPlan:
         return [sub.email for _, sub in self.targets]
 
 
-def plan_resend(session: Session, *, issue: Issue, scope: ResendScope, addresses: list[str] = ()) -> ResendPlan:
+def plan_resend(session: Session, *, issue: Issue, scope: ResendScope, addresses: Sequence[str] = ()) -> ResendPlan:
     """Work out a resend without changing anything (``--dry-run`` prints this)."""
     if scope is ResendScope.to and not addresses:
         raise IssueError("name at least one address to resend to")
     plan = ResendPlan()
     rows = session.exec(
         select(Delivery, Subscriber).where(Delivery.issue_id == issue.id, Delivery.subscriber_id == Subscriber.id)
-        .order_by(Delivery.id)
+        .order_by(col(Delivery.id))
     ).all()
     by_email = {sub.email: (delivery, sub) for delivery, sub in rows}
+    candidates: list[tuple[Delivery | None, Subscriber]]
     if scope is ResendScope.to:
         candidates = []
         for raw in addresses:
@@ -72,7 +74,7 @@ def plan_resend(session: Session, *, issue: Issue, scope: ResendScope, addresses
     elif scope is ResendScope.failed:
         candidates = [(d, s) for d, s in rows if d.status in FAILED]
     else:
-        candidates = list(rows)
+        candidates = [(d, s) for d, s in rows]
     suppressed = suppressed_hashes(session)
     for delivery, sub in candidates:
         if sub.status is not SubscriberStatus.active:
@@ -99,7 +101,7 @@ def resend(
     *,
     issue: Issue,
     scope: ResendScope,
-    addresses: list[str] = (),
+    addresses: Sequence[str] = (),
     reason: str,
     requested_by: str,
     now: dt.datetime,
@@ -117,6 +119,7 @@ def resend(
     plan = plan_resend(session, issue=issue, scope=scope, addresses=addresses)
     if not plan.targets:
         return None, plan
+    assert issue.id is not None  # an issue that has been sent is stored
     record = Resend(issue_id=issue.id, key=_key(issue, scope, plan), scope=scope, reason=reason.strip()[:500],
                     addresses=list(addresses), requested_by=requested_by[:100], requested_at=now,
                     deliveries=len(plan.targets))

@@ -65,7 +65,7 @@ def _recently_featured(session: Session, day: dt.date) -> set[str]:
 
 def candidates_for(session: Session, req: RankRequest) -> tuple[list[Candidate], dict[str, Paper]]:
     papers = session.exec(
-        select(Paper).where(Paper.listed_on >= req.first_day, Paper.listed_on <= req.day).order_by(Paper.id)
+        select(Paper).where(Paper.listed_on >= req.first_day, Paper.listed_on <= req.day).order_by(col(Paper.id))
     ).all()
     if req.edition is Edition.daily:  # weekly readers have not seen the dailies
         featured = _recently_featured(session, req.day)
@@ -155,6 +155,7 @@ def build_issue(
 
 def ensure_variants(session: Session, *, issue: Issue, sizes: set[int], ctx: DigestContext) -> None:
     """Render the issue once for each size some recipient chose and the default does not cover."""
+    assert issue.id is not None  # stored before it is sent
     have = set(session.exec(select(IssueVariant.size).where(IssueVariant.issue_id == issue.id)).all())
     for size in sorted(sizes - have - {issue.size}):
         rendered = render_digest(issue.items[:size], ctx=ctx)

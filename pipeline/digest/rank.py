@@ -25,9 +25,8 @@ deterministic. Every part is kept on the result so the order can be explained
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +69,6 @@ class TrendScore:
     comments: int
     github_stars: int | None
     baseline: str  # "snapshot" (velocity between two fetches) or "listing" (since the paper was listed)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 MIN_SPAN_HOURS = 1.0

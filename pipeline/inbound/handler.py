@@ -15,16 +15,18 @@ import email.policy
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import EmailMessage
 from email.utils import parseaddr
-from typing import Literal
+from typing import Literal, cast
 
 from sqlmodel import Session
 
 from pipeline.audience.bounces import record_bounces
-from pipeline.audience.subscriptions import find, unsubscribe
-from pipeline.audience.tokens import Purpose, Signer
+from pipeline.audience.subscriptions import resolve_token, unsubscribe
+from pipeline.audience.tokens import Purpose
 from pipeline.inbound.bounce_reports import parse_bounce
 from pipeline.inbound.mail_parser import TooDeeplyNested, parse_message
+from pipeline.inbound.outcomes import Line, Outcome
 from pipeline.models import SubscriberStatus
 
 # "unsubscribe <uid>.<signature>", anywhere in the subject ("Re: ", "Fwd: " and the like around it).
@@ -33,16 +35,16 @@ _REQUEST = re.compile(r"\bunsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)\b", re.
 
 @dataclass(frozen=True)
 class Handled:
-    """What one incoming message was, and ``(address, what happened)`` lines about it."""
+    """What one incoming message was, and a line per address about what it did."""
 
     kind: Literal["bounce", "unsubscribe", "other"]
-    lines: list[tuple[str, str]] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
 
 
 def unsubscribe_token(raw: bytes) -> str | None:
     """The token of an unsubscribe request: from the subject, or else the first lines of the text."""
     try:
-        msg = parse_message(raw, policy=email.policy.default)
+        msg = cast(EmailMessage, parse_message(raw, policy=email.policy.default))  # what the default policy makes
         found = _REQUEST.search(str(msg.get("Subject", "")))
         if found is None:
             body = msg.get_body(preferencelist=("plain",))
@@ -60,7 +62,7 @@ def handle(session: Session, raw: bytes, *, secret_key: str, mail_domain: str, b
         report = parse_bounce(raw)
     except TooDeeplyNested as exc:
         # Nothing can be read out of it, bounce or request; one line says so and the mailbox goes on.
-        return Handled("other", [(_sender(raw), f"not counted: {exc}")])
+        return Handled("other", [Line(_sender(raw), Outcome.not_counted, f"not counted: {exc}")])
     if report.is_bounce:
         return Handled("bounce", record_bounces(session, report=report, now=now, bounce_limit=bounce_limit,
                                                 mail_domain=mail_domain))
@@ -68,17 +70,17 @@ def handle(session: Session, raw: bytes, *, secret_key: str, mail_domain: str, b
     if token is None:
         return Handled("other")
     sender = _sender(raw)
-    uid = Signer(secret_key, Purpose.unsubscribe).unsign(token)
-    if uid is None:
-        return Handled("unsubscribe", [(sender, "unsubscribe request with an invalid token: nothing changed")])
-    subscriber = find(session, uid)
-    if subscriber is None:
-        return Handled("unsubscribe", [(sender, "unsubscribe request for someone no longer on the list")])
+    found = resolve_token(session, secret_key=secret_key, purpose=Purpose.unsubscribe, token=token)
+    if found is None:  # tampered, another key's or purpose's, or naming someone no longer on the list
+        return Handled("unsubscribe", [Line(sender, Outcome.unsubscribe_request,
+                                            "unsubscribe request with an invalid token: nothing changed")])
+    subscriber, uid = found.subscriber, found.subscriber.uid
     if subscriber.status == SubscriberStatus.unsubscribed:
-        return Handled("unsubscribe", [(subscriber.email, "unsubscribe request: already unsubscribed")])
+        return Handled("unsubscribe", [Line(subscriber.email, Outcome.unsubscribe_request,
+                                            "unsubscribe request: already unsubscribed")])
     unsubscribe(session, uid=uid, now=now)
     session.flush()
-    return Handled("unsubscribe", [(subscriber.email, "unsubscribed by mail")])
+    return Handled("unsubscribe", [Line(subscriber.email, Outcome.unsubscribed, "unsubscribed by mail")])
 
 
 def _sender(raw: bytes) -> str:

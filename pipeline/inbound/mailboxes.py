@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import mailbox
 import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from pipeline.errors import ConfigError
 
 
 def read_messages(path: Path | None) -> Iterator[bytes]:
@@ -52,9 +55,9 @@ def take_new(maildir: Path) -> Iterator[tuple[bytes, Callable[[], None]]]:
     """
     new, cur = maildir / "new", maildir / "cur"
     if not new.is_dir() or not cur.is_dir():
-        raise FileNotFoundError(f"{maildir} is not a Maildir (it needs new/ and cur/)")
+        raise ConfigError(f"{maildir} is not a Maildir (it needs new/ and cur/)")
     for path in sorted(new.iterdir()):
         if not path.is_file() or path.name.startswith("."):
             continue
         info = "" if ":" in path.name else ":2,S"  # Maildir's "seen" flag (cr.yp.to/proto/maildir.html)
-        yield path.read_bytes(), lambda path=path, info=info: os.replace(path, cur / (path.name + info))
+        yield path.read_bytes(), functools.partial(os.replace, path, cur / (path.name + info))

@@ -54,7 +54,7 @@ def fetch_category(
     """
     _check_category(category)
     if not 1 <= max_results <= 2000:
-        raise ValueError("max_results must be between 1 and 2000 (arXiv's limit per request)")
+        raise IngestError("max_results must be between 1 and 2000 (arXiv's limit per request)")
     query = f"cat:{category}"
     if day is not None:
         query += f" AND submittedDate:[{day - timedelta(days=1):%Y%m%d}0000 TO {day:%Y%m%d}2359]"

@@ -143,7 +143,7 @@ def fetch_day(
     ``IngestError`` for any other failure or a body that is not a JSON list.
     """
     if not 1 <= page_size <= 100:
-        raise ValueError("page_size must be between 1 and 100 (the API's limit)")
+        raise IngestError("page_size must be between 1 and 100 (the API's limit)")
     url = f"{api_url.rstrip('/')}/daily_papers"
     pages: list[bytes] = []
     for page in range(MAX_PAGES):

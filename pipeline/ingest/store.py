@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from pipeline.errors import IngestError
 from pipeline.ingest.records import PaperIn
 from pipeline.models import Paper, PaperMetrics, utcnow
 
@@ -69,7 +70,7 @@ def store_papers(session: Session, *, papers: list[PaperIn], fetched_at: datetim
     Flushes but does not commit.
     """
     if fetched_at.tzinfo is None:
-        raise ValueError("fetched_at must be an aware datetime")
+        raise IngestError("fetched_at must be an aware datetime")
     first: dict[str, PaperIn] = {}
     for paper in papers:
         first.setdefault(paper.arxiv_id, paper)

@@ -38,13 +38,13 @@ from pipeline.service.daily import (
     start_sending,
 )
 from pipeline.service.inbound import handle_inbound, read_inbound
-from pipeline.service.operators import pause, progress, reconcile, resend, resume
+from pipeline.service.operators import Progress, pause, progress, reconcile, resend, resume
 from pipeline.service.runner import InProcess, OnCelery, Runner, runner_for
 
 __all__ = [
     "DayReport", "InProcess", "OnCelery", "Runner", "dispatch", "run_day", "runner_for",
     "IngestSummary", "SAMPLE", "build", "confirm_url", "confirmation_message", "default_day", "digest_context",
     "dkim_signer", "editions_due", "engine", "finish", "handle_inbound", "housekeeping", "ingest", "is_stale",
-    "issue_for", "pause", "progress", "rank_request", "read_inbound", "reconcile", "resend", "resume",
+    "issue_for", "pause", "Progress", "progress", "rank_request", "read_inbound", "reconcile", "resend", "resume",
     "sample_day", "send_confirmation", "send_context", "send_range", "start_sending", "weights",
 ]

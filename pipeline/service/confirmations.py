@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from pipeline.audience.subscribers import UnsendableAddress, sendable_address
 from pipeline.audience.subscriptions import Expiry, awaiting_confirmation, expire_pending
-from pipeline.audience.tokens import Purpose, Signer
+from pipeline.compose.links import Links
 from pipeline.compose.render import render_confirmation
 from pipeline.db.engine import session_scope
 from pipeline.delivery.messengers import open_messenger
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def confirm_url(settings: Settings, uid: str) -> str:
-    return f"{settings.base_url}/confirm/{Signer(settings.secret_key, Purpose.confirm).sign(uid)}"
+    links = Links(base_url=settings.base_url, secret_key=settings.secret_key)
+    return links.url(links.confirm(uid))
 
 
 def confirmation_message(settings: Settings, *, email: str, uid: str) -> bytes:

@@ -10,10 +10,11 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from pipeline.compose.links import Links
 from pipeline.compose.render import DigestContext
 from pipeline.db.engine import create_schema, engine_for
 from pipeline.delivery.dkim import DkimSigner
-from pipeline.delivery.personalize import SendContext, archive_url
+from pipeline.delivery.personalize import SendContext
 from pipeline.digest.issues import RankRequest, as_of_for
 from pipeline.digest.rank import Weights
 from pipeline.errors import ConfigError
@@ -77,7 +78,7 @@ def digest_context(settings: Settings, day: dt.date, edition: Edition = Edition.
     return DigestContext(
         list_name=settings.list_name,
         issue_date=day,
-        archive_url=archive_url(settings.base_url, day, edition),
+        archive_url=Links(base_url=settings.base_url, secret_key=settings.secret_key).issue(day, edition),
         site_url=settings.base_url,
         list_address=settings.from_address.addr_spec,
         weekly=edition is Edition.weekly,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
@@ -45,7 +47,7 @@ def resume(settings: Settings, *, day: dt.date, edition: Edition = Edition.daily
 
 def resend(
     settings: Settings, *, day: dt.date, edition: Edition = Edition.daily, scope: ResendScope,
-    addresses: list[str] = (), reason: str, requested_by: str, dry_run: bool = False,
+    addresses: Sequence[str] = (), reason: str, requested_by: str, dry_run: bool = False,
 ) -> tuple[Resend | None, ResendPlan]:
     """Record a resend and queue its deliveries (the caller dispatches), or only plan it with ``dry_run``."""
     try:
@@ -63,8 +65,21 @@ def resend(
         raise IssueError("the same resend was submitted a moment ago; nothing more was queued") from None
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Where an issue's sending stands: its deliveries per state, how many are still open (pending,
+    sending, retry), the send rate in messages/s and the time left at that rate (None when nothing is
+    open or nothing was sent lately)."""
+
+    issue: Issue
+    counts: dict[str, int]
+    open: int
+    rate: float
+    eta: dt.timedelta | None
+
+
 def progress(settings: Settings, *, day: dt.date, edition: Edition = Edition.daily,
-             now: dt.datetime | None = None) -> dict[str, object]:
+             now: dt.datetime | None = None) -> Progress:
     """Counts per state, the send rate over the last minute and an estimate of the time left."""
     now = now or utcnow()
     with Session(engine(settings)) as session:
@@ -77,7 +92,7 @@ def progress(settings: Settings, *, day: dt.date, edition: Edition = Edition.dai
     started = issue.send_started_at.replace(tzinfo=dt.UTC) if issue.send_started_at else now
     rate = recent / min(60.0, max(1.0, (now - started).total_seconds()))
     eta = dt.timedelta(seconds=round(open_count / rate)) if rate and open_count else None
-    return {"issue": issue, "counts": counts, "open": open_count, "rate": rate, "eta": eta}
+    return Progress(issue=issue, counts=counts, open=open_count, rate=rate, eta=eta)
 
 
 def reconcile(settings: Settings, *, now: dt.datetime | None = None) -> list[tuple[int, list[tuple[int, int]]]]:

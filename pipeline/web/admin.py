@@ -116,12 +116,12 @@ def issue_status(day: dt.date, settings: AdminSettings, edition: Edition = Editi
         info = service.progress(settings, day=day, edition=edition)
     except PapermailError as exc:
         return _error(exc, 404)
-    issue = info["issue"]
+    issue = info.issue
     body: dict[str, Any] = {
         "date": day.isoformat(), "edition": edition.value, "status": issue.status.value,
-        "paused_reason": issue.paused_reason, "counts": info["counts"], "open": info["open"],
-        "rate_per_second": round(info["rate"], 3),
-        "eta_seconds": info["eta"].total_seconds() if info["eta"] else None,
+        "paused_reason": issue.paused_reason, "counts": info.counts, "open": info.open,
+        "rate_per_second": round(info.rate, 3),
+        "eta_seconds": info.eta.total_seconds() if info.eta else None,
     }
     return JSONResponse(body)
 

@@ -12,12 +12,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pipeline.compose.links import Links
+from pipeline.errors import InvalidLink
 from pipeline.service.runner import runner_for
 from pipeline.settings import Settings
 from pipeline.web import admin, archive, health, manage, subscribe
 from pipeline.web.admin_guard import AdminGuard, failed_token_limit
 from pipeline.web.body_limit import BodyLimit
-from pipeline.web.deps import InvalidLink
 from pipeline.web.error_answers import error_answer, is_api
 from pipeline.web.http_methods import HeadAsGet, allowed_methods
 from pipeline.web.mail import SendConfirmation, default_sender
@@ -61,6 +62,7 @@ def create_app(settings: Settings, *, send_confirmation: SendConfirmation | None
     app = FastAPI(title=settings.list_name, docs_url=None, redoc_url=None,  # the docs pages load outside JavaScript
                   openapi_url="/openapi.json" if settings.serves_openapi else None)  # a map of the admin API
     app.state.settings = settings
+    app.state.links = Links(base_url=settings.base_url, secret_key=settings.secret_key)
     app.state.runner = runner_for(settings)  # in this process, or queued on the workers: chosen once, here
     app.state.send_confirmation = send_confirmation or default_sender(app.state.runner)
     app.state.limiter = subscribe_limit(rate=settings.subscribe_rate_limit, storage_uri=settings.rate_limit_storage,

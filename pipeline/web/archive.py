@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import col, select
 
+from pipeline.compose import links as paths
 from pipeline.compose import slots
 from pipeline.digest.issues import find_issue
 from pipeline.models import Edition, Issue
@@ -31,17 +32,13 @@ def _parse_day(value: str) -> dt.date:
         raise HTTPException(status_code=404) from None
 
 
-def issue_path(issue: Issue) -> str:
-    return f"/issues/{issue.date.isoformat()}" + ("/weekly" if issue.edition is Edition.weekly else "")
-
-
-@router.get("/issues", response_class=HTMLResponse)
+@router.get(paths.ARCHIVE, response_class=HTMLResponse)
 def issue_list(request: Request, session: SessionDep) -> HTMLResponse:
     """Every issue that has started going out, newest first (a built but unsent issue may still change)."""
     issues = session.exec(
         select(Issue).where(col(Issue.send_started_at).is_not(None)).order_by(col(Issue.date).desc(), Issue.edition)
     ).all()
-    rows = [{"date": i.date, "edition": i.edition.value, "subject": i.subject, "path": issue_path(i)} for i in issues]
+    rows = [{"date": i.date, "edition": i.edition.value, "subject": i.subject, "path": paths.issue_path(i.date, i.edition)} for i in issues]
     return page(request, "issues.html", headers=ARCHIVE_CACHE, issues=rows)
 
 
@@ -55,13 +52,13 @@ def _issue_page(session: SessionDep, settings: SettingsDep, day: str, edition: E
     return HTMLResponse(html, headers={**SECURITY_HEADERS, **ARCHIVE_CACHE})
 
 
-@router.get("/issues/{day}", response_class=HTMLResponse, responses=ARCHIVED_ISSUE)
+@router.get(paths.ISSUE, response_class=HTMLResponse, responses=ARCHIVED_ISSUE)
 def daily_issue(day: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """The daily issue of ``day`` (YYYY-MM-DD) as sent."""
     return _issue_page(session, settings, day, Edition.daily)
 
 
-@router.get("/issues/{day}/weekly", response_class=HTMLResponse, responses=ARCHIVED_ISSUE)
+@router.get(paths.WEEKLY_ISSUE, response_class=HTMLResponse, responses=ARCHIVED_ISSUE)
 def weekly_issue(day: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """The weekly issue ending on ``day`` as sent."""
     return _issue_page(session, settings, day, Edition.weekly)

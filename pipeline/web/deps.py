@@ -10,14 +10,12 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from pipeline import service
-from pipeline.audience.subscriptions import find
-from pipeline.audience.tokens import Purpose, Signer
+from pipeline.audience.subscriptions import Resolved, resolve_token
+from pipeline.audience.tokens import Purpose
+from pipeline.compose.links import Links
+from pipeline.errors import InvalidLink
 from pipeline.models import Subscriber
 from pipeline.settings import Settings
-
-
-class InvalidLink(Exception):
-    """A token that is tampered, expired, of another purpose, or names nobody: one answer for all of them."""
 
 
 def get_settings(request: Request) -> Settings:
@@ -34,31 +32,30 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(db_session)]
 
 
-def subscriber_for(session: Session, settings: Settings, *, purpose: Purpose, token: str) -> Subscriber:
-    """The subscriber a token of ``purpose`` names, or InvalidLink.
+def resolved(session: Session, settings: Settings, *, purpose: Purpose, token: str) -> Resolved:
+    """The subscriber a token of ``purpose`` names (and when it was signed), or InvalidLink.
 
     Confirmation links expire with the pending address they confirm; the
     others never do (people click them in year-old mail).
     """
     max_age = settings.pending_expiry_days * 86400 if purpose is Purpose.confirm else None
-    uid = Signer(settings.secret_key, purpose).unsign(token, max_age=max_age)
-    subscriber = find(session, uid) if uid is not None else None
-    if subscriber is None:
+    found = resolve_token(session, secret_key=settings.secret_key, purpose=purpose, token=token, max_age=max_age)
+    if found is None:
         raise InvalidLink()
-    return subscriber
+    return found
 
 
-def confirmation_for(session: Session, settings: Settings, *, token: str) -> tuple[Subscriber, dt.datetime]:
-    """The subscriber a confirmation token names and when it was signed, or InvalidLink.
-
-    The time matters: a link signed before an unsubscribe must not undo it.
-    """
-    found = Signer(settings.secret_key, Purpose.confirm).unsign_timed(token, max_age=settings.pending_expiry_days * 86400)
-    subscriber = find(session, found[0]) if found is not None else None
-    if subscriber is None or found is None:
-        raise InvalidLink()
-    return subscriber, found[1]
+def subscriber_for(session: Session, settings: Settings, *, purpose: Purpose, token: str) -> Subscriber:
+    return resolved(session, settings, purpose=purpose, token=token).subscriber
 
 
-def token_for(settings: Settings, *, purpose: Purpose, uid: str) -> str:
-    return Signer(settings.secret_key, purpose).sign(uid)
+def confirmation_for(session: Session, settings: Settings, *, token: str) -> tuple[Subscriber, dt.datetime | None]:
+    """The subscriber a confirmation token names and when it was signed: a link signed before an
+    unsubscribe must not undo it."""
+    found = resolved(session, settings, purpose=Purpose.confirm, token=token)
+    return found.subscriber, found.signed_at
+
+
+def links(request: Request) -> Links:
+    """The site's link builder (one per app, with its signers)."""
+    return request.app.state.links

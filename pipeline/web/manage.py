@@ -6,7 +6,7 @@ cookie and no CSRF token: the unforgeable token in the path is the proof.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse
@@ -14,9 +14,10 @@ from pydantic import ValidationError
 
 from pipeline.audience.subscriptions import Preferences, resubscribe, unsubscribe, update_preferences
 from pipeline.audience.tokens import Purpose
+from pipeline.compose import links as paths
 from pipeline.models import MAX_DIGEST_SIZE, MIN_DIGEST_SIZE, Subscriber, SubscriberStatus, utcnow
 from pipeline.settings import Settings
-from pipeline.web.deps import SessionDep, SettingsDep, subscriber_for, token_for
+from pipeline.web.deps import SessionDep, SettingsDep, links, subscriber_for
 from pipeline.web.mail import send_safely
 from pipeline.web.openapi_docs import INVALID_LINK, PREFERENCES_SAVE
 from pipeline.web.pages import NO_STORE, page
@@ -33,24 +34,22 @@ FIELD_MESSAGES = {
 FormField = Annotated[str | None, Form()]
 
 
-def _links(settings: Settings, subscriber: Subscriber) -> dict[str, str]:
-    return {
-        "unsubscribe_token": token_for(settings, purpose=Purpose.unsubscribe, uid=subscriber.uid),
-        "preferences_token": token_for(settings, purpose=Purpose.preferences, uid=subscriber.uid),
-    }
+def _links(request: Request, subscriber: Subscriber) -> dict[str, Any]:
+    return {"links": links(request).for_pages(subscriber.uid)}
 
 
-@router.get("/u/{token}", response_class=HTMLResponse, responses=INVALID_LINK)
+@router.get(paths.UNSUBSCRIBE, response_class=HTMLResponse, responses=INVALID_LINK)
 def unsubscribe_page(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """One button; unsubscribing on GET would let every mail scanner unsubscribe everyone."""
     subscriber = subscriber_for(session, settings, purpose=Purpose.unsubscribe, token=token)
     if subscriber.status is SubscriberStatus.unsubscribed:
         return page(request, "unsubscribed.html", headers=NO_STORE, email=subscriber.email, just_now=False,
-                    **_links(settings, subscriber))
-    return page(request, "unsubscribe.html", headers=NO_STORE, email=subscriber.email, token=token)
+                    **_links(request, subscriber))
+    return page(request, "unsubscribe.html", headers=NO_STORE, email=subscriber.email,
+                **_links(request, subscriber))
 
 
-@router.post("/u/{token}", response_class=HTMLResponse, responses=INVALID_LINK)
+@router.post(paths.UNSUBSCRIBE, response_class=HTMLResponse, responses=INVALID_LINK)
 def unsubscribe_action(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """RFC 8058 one-click: act at once and answer 200 with a page, never a redirect.
 
@@ -61,10 +60,10 @@ def unsubscribe_action(request: Request, token: str, session: SessionDep, settin
     unsubscribe(session, uid=subscriber.uid, now=utcnow())
     session.commit()
     return page(request, "unsubscribed.html", headers=NO_STORE, email=subscriber.email, just_now=True,
-                **_links(settings, subscriber))
+                **_links(request, subscriber))
 
 
-@router.post("/u/{token}/resubscribe", response_class=HTMLResponse, responses=INVALID_LINK)
+@router.post(paths.RESUBSCRIBE, response_class=HTMLResponse, responses=INVALID_LINK)
 def resubscribe_action(request: Request, token: str, session: SessionDep, settings: SettingsDep,
                        background: BackgroundTasks) -> HTMLResponse:
     """A confirmation mail to the address, never a subscription by itself.
@@ -77,9 +76,9 @@ def resubscribe_action(request: Request, token: str, session: SessionDep, settin
     request_made = resubscribe(session, uid=subscriber.uid, now=utcnow())
     session.commit()
     if request_made is not None and request_made.send_confirmation:
-        background.add_task(send_safely, request.app.state.send_confirmation, subscriber.id)
+        background.add_task(send_safely, request.app.state.send_confirmation, request_made.subscriber_id)
     return page(request, "welcome_back.html", headers=NO_STORE, email=subscriber.email,
-                subscriber_status=subscriber.status.value, **_links(settings, subscriber))
+                subscriber_status=subscriber.status.value, **_links(request, subscriber))
 
 
 def _form_values(prefs: Preferences) -> dict[str, object]:
@@ -91,10 +90,10 @@ def _preferences_page(request: Request, settings: Settings, subscriber: Subscrib
                       status: int = 200, errors: list[str] | None = None, saved: bool = False) -> HTMLResponse:
     return page(request, "preferences.html", status_code=status, headers=NO_STORE, email=subscriber.email,
                 subscriber_status=subscriber.status.value, form=form, errors=errors or [], saved=saved,
-                min_size=MIN_DIGEST_SIZE, max_size=MAX_DIGEST_SIZE, **_links(settings, subscriber))
+                min_size=MIN_DIGEST_SIZE, max_size=MAX_DIGEST_SIZE, **_links(request, subscriber))
 
 
-@router.get("/p/{token}", response_class=HTMLResponse, responses=INVALID_LINK)
+@router.get(paths.PREFERENCES, response_class=HTMLResponse, responses=INVALID_LINK)
 def preferences_page(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """The form, filled in with what the subscriber has now."""
     subscriber = subscriber_for(session, settings, purpose=Purpose.preferences, token=token)
@@ -102,7 +101,7 @@ def preferences_page(request: Request, token: str, session: SessionDep, settings
     return _preferences_page(request, settings, subscriber, form=_form_values(prefs))
 
 
-@router.post("/p/{token}", response_class=HTMLResponse, responses=PREFERENCES_SAVE)
+@router.post(paths.PREFERENCES, response_class=HTMLResponse, responses=PREFERENCES_SAVE)
 def preferences_save(
     request: Request,
     token: str,

@@ -10,10 +10,10 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.audience.subscriptions import can_confirm, confirm, request_subscription
-from pipeline.audience.tokens import Purpose
+from pipeline.compose import links as paths
 from pipeline.errors import SubscriberError
 from pipeline.models import SubscriberStatus, utcnow
-from pipeline.web.deps import SessionDep, SettingsDep, confirmation_for, token_for
+from pipeline.web.deps import SessionDep, SettingsDep, confirmation_for, links
 from pipeline.web.mail import send_safely
 from pipeline.web.openapi_docs import INVALID_LINK, SUBSCRIBE
 from pipeline.web.pages import NO_STORE, page
@@ -24,7 +24,7 @@ router = APIRouter()
 MAX_INPUT = 1000  # far above any valid address (254); longer input is not echoed back
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get(paths.HOME, response_class=HTMLResponse)
 def landing(request: Request) -> HTMLResponse:
     """What the list is, and the form to join it."""
     return page(request, "landing.html", error=None, value="")
@@ -34,7 +34,7 @@ def _form_again(request: Request, *, error: str, value: str) -> HTMLResponse:
     return page(request, "landing.html", status_code=400, error=error, value=value)
 
 
-@router.post("/subscribe", response_class=HTMLResponse, responses=SUBSCRIBE)
+@router.post(paths.SUBSCRIBE, response_class=HTMLResponse, responses=SUBSCRIBE)
 def subscribe(
     request: Request,
     background: BackgroundTasks,
@@ -64,20 +64,21 @@ def subscribe(
     if result.send_confirmation:
         # Committed above, so the mail step (or a worker) sees the row. After the answer, so that
         # the answer's timing does not tell a new address from a known one either.
-        background.add_task(send_safely, request.app.state.send_confirmation, result.subscriber.id)
+        background.add_task(send_safely, request.app.state.send_confirmation, result.subscriber_id)
     return page(request, "check_inbox.html")
 
 
-@router.get("/confirm/{token}", response_class=HTMLResponse, responses=INVALID_LINK)
+@router.get(paths.CONFIRM, response_class=HTMLResponse, responses=INVALID_LINK)
 def confirm_page(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """A button, not an action: mail security scanners open every link in a message."""
     subscriber, issued_at = confirmation_for(session, settings, token=token)
     if subscriber.status is not SubscriberStatus.active and not can_confirm(subscriber, issued_at=issued_at):
         return _not_subscribed(request, bounced=subscriber.status is SubscriberStatus.bounced)
-    return page(request, "confirm.html", headers=NO_STORE, email=subscriber.email, token=token)
+    return page(request, "confirm.html", headers=NO_STORE, email=subscriber.email,
+                confirm_path=paths.CONFIRM.format(token=token))  # the same link: its signing time counts
 
 
-@router.post("/confirm/{token}", response_class=HTMLResponse, responses=INVALID_LINK)
+@router.post(paths.CONFIRM, response_class=HTMLResponse, responses=INVALID_LINK)
 def confirm_action(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """pending → active; a second click shows the same page."""
     subscriber, issued_at = confirmation_for(session, settings, token=token)
@@ -86,7 +87,7 @@ def confirm_action(request: Request, token: str, session: SessionDep, settings: 
     if subscriber.status is not SubscriberStatus.active:
         return _not_subscribed(request, bounced=subscriber.status is SubscriberStatus.bounced)
     return page(request, "subscribed.html", headers=NO_STORE, email=subscriber.email,
-                preferences_token=token_for(settings, purpose=Purpose.preferences, uid=subscriber.uid))
+                links=links(request).for_pages(subscriber.uid))
 
 
 def _sentence(text: str) -> str:

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from pipeline import service
 from pipeline.web import create_app
-from tests.integration.test_dispatch_smtp import DAY, prepare, send_all
+from tests.support.sending import DAY, prepare, send_all
 
 TOKEN = "admin-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

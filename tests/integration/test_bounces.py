@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -17,32 +13,25 @@ from pipeline.audience.bounces import BounceCount, clear_bounces, mark_permanent
 from pipeline.compose.message_ids import make_message_id
 from pipeline.delivery.ledger import open_deliveries
 from pipeline.inbound.bounce_reports import parse_bounce
-from pipeline.models import Delivery, DeliveryStatus, Edition, Issue, Subscriber, SubscriberStatus
-from tests.conftest import FIXTURES
-from tests.integration.test_cli import papermail
+from pipeline.models import Delivery, DeliveryStatus, Edition, Subscriber, SubscriberStatus
+from tests.support.bounces import (
+    BOUNCES,
+    DAY,
+    DELAYED,
+    DOMAIN,
+    EXIM,
+    GMAIL,
+    POSTFIX,
+    T0,
+    delivered,
+    issue_of,
+    returned,
+    run_bounces,
+    sample,
+)
+from tests.support.cli import papermail
 
-BOUNCES = FIXTURES / "bounces"
-T0 = dt.datetime(2025, 3, 21, 7, 30, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(days=1)
-DAY = dt.date(2025, 3, 21)
-DOMAIN = "papers.example.org"
-MAIL_FROM = f"Trending ML Papers <digest@{DOMAIN}>"
-
-POSTFIX = "postfix_5.1.1_user_unknown.eml"
-EXIM = "exim_user_unknown.eml"
-GMAIL = "gmail_5.2.2_over_quota.eml"
-DELAYED = "postfix_4.2.2_delayed.eml"
-# The subscribers the sample bounces were sent to: the uid is in each sample's quoted Message-ID.
-UIDS = {
-    "gone.reader@example.net": "x4Jm2bQv9TzL0aR7cN1pWg",
-    "old.address@example.com": "Qm8vT2cXr5LhN0bJk4sYfA",
-    "full.inbox@gmail.com": "kP3sW9xZ1qV7mB2nR8tYcQ",
-    "busy.reader@example.org": "Hn7dK2pL5wQ9xR3vT6yZbA",
-}
-
-
-def sample(name: str) -> bytes:
-    return (BOUNCES / name).read_bytes()
 
 
 def another_bounce(raw: bytes, message_id: str) -> bytes:
@@ -50,21 +39,6 @@ def another_bounce(raw: bytes, message_id: str) -> bytes:
     head, sep, body = raw.partition(b"\n\n")
     head = re.sub(rb"(?im)^Message-Id: <[^>]+>", b"Message-Id: <" + message_id.encode() + b">", head, count=1)
     return head + sep + body
-
-
-def returned(final: str, original_id: str | None, *, n: int = 1, status: str = "5.1.1") -> bytes:
-    """An RFC 3464 report for ``final``, quoting the headers of the message that bounced (if any)."""
-    quoted = (f"--b\nContent-Type: text/rfc822-headers\n\nFrom: {MAIL_FROM}\nTo: {final}\n"
-              f"Message-ID: <{original_id}>\nSubject: Trending papers\n\n") if original_id else ""
-    return (
-        f"From: MAILER-DAEMON@mx.example.net\nTo: bounces@{DOMAIN}\nSubject: Undelivered Mail\n"
-        f"Message-ID: <returned-{n}@mx.example.net>\nMIME-Version: 1.0\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
-        "--b\nContent-Type: text/plain\n\nYour message could not be delivered.\n\n"
-        "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n"
-        f"Final-Recipient: rfc822; {final}\nAction: failed\nStatus: {status}\n"
-        f"Diagnostic-Code: smtp; 550 {status} User unknown\n\n{quoted}--b--\n"
-    ).encode()
 
 
 # --- recording, on SQLite and PostgreSQL ------------------------------------------------------
@@ -76,30 +50,11 @@ def session(make_settings, database_url):
         yield s
 
 
-def issue_of(session, day: dt.date = DAY, edition: Edition = Edition.daily) -> Issue:
-    issue = session.exec(select(Issue).where(Issue.date == day, Issue.edition == edition)).first()
-    if issue is None:
-        issue = Issue(date=day, edition=edition, as_of=T0, subject="s", html="h", text="t")
-        session.add(issue)
-        session.commit()
-    return issue
-
-
-def delivered(session, email: str, status: SubscriberStatus = SubscriberStatus.active, *,
-              delivery: DeliveryStatus = DeliveryStatus.sent, edition: Edition = Edition.daily) -> Subscriber:
-    """A subscriber the issue of DAY went to (its uid from UIDS when the samples know them)."""
-    sub = Subscriber(email=email, status=status, **({"uid": UIDS[email]} if email in UIDS else {}))
-    session.add(sub)
-    session.commit()
-    session.add(Delivery(issue_id=issue_of(session, edition=edition).id, subscriber_id=sub.id, status=delivery))
-    session.commit()
-    return sub
-
-
 def record(session, raw: bytes, *, now=T0, limit: int = 2) -> list[tuple[str, str]]:
+    """The ``(address, text)`` of each line record_bounces returns."""
     lines = record_bounces(session, report=parse_bounce(raw), now=now, bounce_limit=limit, mail_domain=DOMAIN)
     session.commit()
-    return lines
+    return [(line.address, line.text) for line in lines]
 
 
 def reload(session, email: str) -> Subscriber:
@@ -254,18 +209,6 @@ def test_a_5xx_at_send_time_counts_with_one_update(session):
 # --- the command ------------------------------------------------------------------------------
 
 
-def run_bounces(cwd: Path, db: str, *args: str, stdin: Path | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in {"BROKER_URL", "SMTP_URL", "OUTBOX_DIR"}}
-    env.update({"DATABASE_URL": db, "ENVIRONMENT": "test", "SECRET_KEY": "cli-test-secret-0123456789abcdef",
-                "MAIL_FROM": MAIL_FROM})
-    with open(stdin or os.devnull, "rb") as handle:
-        proc = subprocess.run([sys.executable, "-m", "pipeline", "bounces", *args], cwd=cwd, env=env,
-                              stdin=handle, capture_output=True, timeout=120)
-    out, err = proc.stdout.decode(), proc.stderr.decode()
-    assert proc.returncode == 0 and "Traceback" not in err, f"exit {proc.returncode}:\n{out}\n{err}"
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
 @pytest.fixture
 def cli_db(tmp_path, make_settings) -> str:
     url = f"sqlite:///{tmp_path / 'papermail.db'}"
@@ -340,3 +283,35 @@ def test_the_command_explains_a_missing_path_in_one_line(tmp_path, cli_db):
     env = {"DATABASE_URL": cli_db}
     proc = papermail(tmp_path, "bounces", str(tmp_path / "nowhere"), env=env, check=False)
     assert proc.returncode == 1 and proc.stderr == f"error: {tmp_path / 'nowhere'} does not exist\n"
+
+
+def test_the_command_tallies_each_line_by_its_kind_not_by_how_its_text_begins(tmp_path, monkeypatch):
+    """The summary counts each line's Outcome: a text that reads like another kind's is tallied as what it is."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.inbound.handler import Handled
+    from pipeline.inbound.outcomes import Line, Outcome
+    from pipeline.settings import get_settings
+
+    lines = [Line("a@example.org", Outcome.not_counted, "hard bounce 1/2, so it reads, but it was not counted"),
+             Line("b@example.org", Outcome.marked_bounced, "temporary failure at first, marked bounced now"),
+             Line("c@example.org", Outcome.unsubscribed, "unsubscribe request carried out")]
+    monkeypatch.setattr(service, "handle_inbound", lambda cfg, raw, *, record: Handled("bounce", lines))
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("ENVIRONMENT", "test")
+    monkeypatch.setenv("SECRET_KEY", "bounces-test-secret-0123456789abcdef")
+    (tmp_path / "one.eml").write_bytes(sample(POSTFIX))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["bounces", "one.eml"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "a@example.org: hard bounce 1/2, so it reads, but it was not counted",
+        "b@example.org: temporary failure at first, marked bounced now",
+        "c@example.org: unsubscribe request carried out",
+        "1 message(s), 1 bounce(s), 0 unsubscribe request(s): 1 hard bounce(s) counted, 1 address(es) marked "
+        "bounced, 0 temporary failure(s), 1 not counted, 0 already recorded, 1 unsubscribed",
+    ]

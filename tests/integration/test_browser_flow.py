@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -19,10 +18,12 @@ from sqlmodel import Session, select
 from pipeline import service
 from pipeline.models import Subscriber, SubscriberStatus
 from pipeline.web import create_app
-from tests.conftest import SMTPScript, free_port
+from tests.support.paths import ROOT
+from tests.support.services import free_port, wait_until
+from tests.support.smtp import SMTPScript
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 DAY = dt.date(2025, 3, 21)
@@ -37,10 +38,7 @@ def site(make_settings, smtp_server):
     server = uvicorn.Server(uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the web server did not start"
-        time.sleep(0.05)
+    wait_until(lambda: server.started, "the web server to start", timeout=20)
     yield cfg
     server.should_exit = True
     thread.join(timeout=10)
@@ -49,23 +47,13 @@ def site(make_settings, smtp_server):
 @pytest.fixture
 def browser():
     if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed (apt-get install chromium chromium-driver); .ci/run installs it")
+        pytest.fail("Debian's chromium is not installed (apt-get install chromium chromium-driver); scripts/test installs it")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-
-
-def wait_for(predicate, what: str, timeout: float = 15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def shoot(browser, url: str, name: str) -> None:
@@ -97,7 +85,7 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_a_real_browser(site, brows
     page.screenshot(path=str(ARTIFACTS / "2-check-inbox-375.png"), full_page=True)
 
     # 2. The confirmation mail, from the real SMTP server; its link opens a page with a button.
-    mail = wait_for(lambda: [m for m in handler.messages if m.rcpt == ["reader@example.org"]], "the confirmation mail")
+    mail = wait_until(lambda: [m for m in handler.messages if m.rcpt == ["reader@example.org"]], "the confirmation mail")
     text = mail[0].message.get_body(("plain",)).get_content()
     confirm_url = re.search(r"http://127\.0\.0\.1:\d+/confirm/\S+", text).group(0)
     page.goto(confirm_url)
@@ -116,8 +104,8 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_a_real_browser(site, brows
     issue_id, batches = service.start_sending(cfg, day=DAY)
     for a, b in batches:
         service.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
-    digest = wait_for(lambda: [m for m in handler.messages if "Trending ML Papers —" in (m.message["Subject"] or "")],
-                      "the digest")[0].message
+    digest = wait_until(lambda: [m for m in handler.messages if "Trending ML Papers —" in (m.message["Subject"] or "")],
+                        "the digest")[0].message
     unsubscribe_url = digest["List-Unsubscribe"].split(",")[0].strip()[1:-1]
     assert unsubscribe_url.startswith(cfg.base_url + "/u/")
     html = digest.get_body(("html",)).get_content()

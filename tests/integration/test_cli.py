@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import email
 import email.policy
-import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.support.cli import papermail
+from tests.support.paths import FIXTURES
 
 DAY = "2025-03-21"
-
-
-def papermail(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True):
-    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "BROKER_URL", "SMTP_URL", "OUTBOX_DIR"}}
-    base.update({"SECRET_KEY": "cli-test-secret-0123456789abcdef", "ENVIRONMENT": "test"})
-    base.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=base, capture_output=True,
-                          text=True, timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"papermail {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def read_eml(path: Path) -> email.message.EmailMessage:
@@ -98,6 +84,15 @@ def test_a_placeholder_secret_is_refused_outside_development(tmp_path):
     assert "SECRET_KEY" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_an_inbound_maildir_that_is_not_one_is_refused_at_start_up_in_one_line(tmp_path):
+    (tmp_path / "mail").mkdir()  # a directory, but without cur/, new/ and tmp/
+    proc = papermail(tmp_path, "status", env={"INBOUND_MAILDIR": str(tmp_path / "mail")}, check=False)
+    assert proc.returncode == 78 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: bad setting INBOUND_MAILDIR: Value error, INBOUND_MAILDIR {tmp_path / 'mail'} is not a Maildir "
+        "(it needs cur/, new/ and tmp/)"]
+
+
 def test_subscribers_import_and_list(tmp_path):
     csv = tmp_path / "people.csv"
     csv.write_text("name,email\nAda,Ada@Example.org\nBad,nope\nAda again,ada@example.org\n")
@@ -129,7 +124,12 @@ def test_preview_writes_html_without_placeholders(tmp_path):
     papermail(tmp_path, "preview", "--date", DAY, "--out", "p.html")
     html = (tmp_path / "p.html").read_text()
     assert "pm-slot" not in html and "/u/preview" in html
-    json.dumps(html)  # plain text file
+    # A plain text file a browser opens as it is: the whole document in UTF-8, not a MIME part
+    # (quoted-printable "=3D" and soft line breaks, base64) and not a whole .eml.
+    written = (tmp_path / "p.html").read_bytes()
+    assert written.startswith(b"<!DOCTYPE html>") and written.rstrip().endswith(b"</html>")
+    assert "<title>Trending ML Papers — 21 Mar 2025: " in written.decode("utf-8")
+    assert b"=3D" not in written and b"=\n" not in written
 
 
 def test_import_pending_sends_confirmations_and_never_revives_unsubscribed(tmp_path):

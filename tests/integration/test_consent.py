@@ -23,9 +23,9 @@ from pipeline.audience.suppression import address_hash
 from pipeline.audience.tokens import Purpose, Signer
 from pipeline.models import DeliveryStatus, Subscriber, SubscriberStatus, Suppression, SuppressionReason
 from pipeline.web import create_app
-from tests.integration.test_cli import papermail
-from tests.integration.test_dispatch_smtp import DAY, counts, send_all
-from tests.integration.web_support import get
+from tests.support.cli import papermail
+from tests.support.sending import DAY, counts, send_all
+from tests.support.web import get
 
 HER = "her@example.org"
 CROSS_SITE = {"Origin": "https://attacker.example", "Referer": "https://attacker.example/form"}

@@ -10,42 +10,11 @@ from sqlalchemy import text
 from sqlmodel import Session, func, select
 
 from pipeline import service
-from pipeline.audience.subscribers import add_subscriber
 from pipeline.audience.tokens import Purpose, Signer
-from pipeline.delivery.ledger import delivery_counts
 from pipeline.delivery.messengers import SMTPMessenger
 from pipeline.errors import DeliveryError
 from pipeline.models import Delivery, DeliveryStatus, Issue, IssueStatus, Subscriber, SubscriberStatus
-
-DAY = dt.date(2025, 3, 21)
-
-
-def subscribe(cfg, emails, *, confirmed=True):
-    with Session(service.engine(cfg)) as session:
-        for e in emails:
-            add_subscriber(session, email=e, confirmed=confirmed)
-        session.commit()
-
-
-def prepare(cfg, n=5, *, pending=()):
-    service.ingest(cfg, day=DAY, source="sample")
-    emails = [f"reader{i:03}@example.org" for i in range(n)]
-    subscribe(cfg, emails)
-    subscribe(cfg, pending, confirmed=False)
-    service.build(cfg, day=DAY)
-    return emails
-
-
-def send_all(cfg):
-    issue_id, batches = service.start_sending(cfg, day=DAY)
-    results = [service.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b) for a, b in batches]
-    service.finish(cfg, issue_id=issue_id)
-    return issue_id, results
-
-
-def counts(cfg, issue_id):
-    with Session(service.engine(cfg)) as session:
-        return {k: v for k, v in delivery_counts(session, issue_id=issue_id).items() if v}
+from tests.support.sending import DAY, counts, prepare, send_all, subscribe
 
 
 @pytest.fixture

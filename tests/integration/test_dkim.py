@@ -11,7 +11,7 @@ import pytest
 
 from pipeline import service
 from pipeline.errors import ConfigError
-from tests.integration.test_dispatch_smtp import prepare, send_all
+from tests.support.sending import prepare, send_all
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, event, func
@@ -11,12 +10,13 @@ from sqlmodel import Session, select
 
 import pipeline.ingest.store as store_module
 from pipeline.db.engine import create_schema, make_engine
+from pipeline.errors import IngestError
 from pipeline.ingest import fetched_at_from_name, parse_day, parse_file, sample_files, store_papers
 from pipeline.ingest.records import PaperIn
 from pipeline.ingest.store import StoreReport
 from pipeline.models import Paper, PaperMetrics
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DAY = date(2025, 3, 21)
 AT_0600 = datetime(2025, 3, 21, 6, 0, tzinfo=UTC)
 AT_1800 = datetime(2025, 3, 21, 18, 0, tzinfo=UTC)
@@ -209,7 +209,7 @@ def test_store_does_not_commit(session: Session, engine: Engine):
 
 
 def test_naive_fetched_at_is_refused(session: Session):
-    with pytest.raises(ValueError):
+    with pytest.raises(IngestError, match="aware"):
         store_papers(session, papers=MORNING, fetched_at=datetime(2025, 3, 21, 6, 0))
 
 

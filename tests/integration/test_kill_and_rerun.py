@@ -13,8 +13,8 @@ from collections import Counter
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import SMTPScript
-from tests.integration.test_cli import papermail
+from tests.support.cli import CLI_SECRET, papermail
+from tests.support.smtp import SMTPScript
 
 DAY = "2025-03-21"
 
@@ -32,7 +32,7 @@ def test_kill_9_mid_send_then_rerun_sends_each_subscriber_at_most_once(tmp_path,
 
     rng = random.Random(7)
     base = {k: v for k, v in os.environ.items() if k not in {"BROKER_URL", "OUTBOX_DIR"}}
-    base.update(env, SECRET_KEY="cli-test-secret-0123456789abcdef", ENVIRONMENT="test")
+    base.update(env, SECRET_KEY=CLI_SECRET, ENVIRONMENT="test")
     for _ in range(3):  # killed three times, at different points
         before = len(handler.messages)
         proc = subprocess.Popen([sys.executable, "-m", "pipeline", "send", "--date", DAY], cwd=tmp_path, env=base,

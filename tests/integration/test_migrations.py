@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
@@ -16,8 +15,8 @@ from pipeline.db import migrate
 from pipeline.db.engine import create_schema, make_engine
 from pipeline.errors import ConfigError
 from pipeline.models import Subscriber, SubscriberStatus
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 migrate.register_tables()
 TABLES = {t.name for t in SQLModel.metadata.sorted_tables}
 HEAD = migrate.head()

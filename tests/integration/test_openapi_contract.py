@@ -20,7 +20,7 @@ from schemathesis.config import SchemathesisConfig
 from pipeline.audience.tokens import Purpose, Signer
 from pipeline.settings import Settings
 from pipeline.web import create_app
-from tests.integration.web_support import add
+from tests.support.web import add
 
 ADMIN_TOKEN = "contract-test-admin-token-0123456789abcdef"
 READER_UID = "contractReader0000000001"

@@ -19,8 +19,9 @@ from pipeline.models import (
     Subscriber,
     SubscriberStatus,
 )
-from tests.conftest import SMTPScript
-from tests.integration.test_dispatch_smtp import DAY, counts, prepare, send_all
+from tests.support.cli import papermail
+from tests.support.sending import DAY, counts, prepare, send_all, subscribe
+from tests.support.smtp import SMTPScript
 
 
 @pytest.fixture
@@ -121,8 +122,6 @@ def test_resend_to_named_addresses_including_one_who_joined_later(cfg, smtp_serv
     handler, _ = smtp_server
     emails = prepare(cfg, n=3)
     send_all(cfg)
-    from tests.integration.test_dispatch_smtp import subscribe
-
     subscribe(cfg, ["late@example.org"])
     record, plan = service.resend(cfg, day=DAY, scope=ResendScope.to, addresses=[emails[0], "Late@example.org",
                                "ghost@example.org"], reason="asked for a copy", requested_by="test")
@@ -150,8 +149,6 @@ def test_resend_needs_a_reason_and_an_issue_already_sent(cfg):
 
 
 def test_resend_all_and_the_cli_guards(tmp_path, smtp_server, database_url):
-    from tests.integration.test_cli import papermail
-
     handler, url = smtp_server
     env = {"DATABASE_URL": database_url, "SMTP_URL": url}
     papermail(tmp_path, "subscribers", "add", "a@example.org", "b@example.org", env=env)
@@ -174,11 +171,11 @@ def test_status_shows_rate_and_time_left(cfg, smtp_server):
     service.send_range(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][0] + 2)
     started = issue_row(cfg).send_started_at
     info = service.progress(cfg, day=DAY, now=started + dt.timedelta(seconds=30))
-    assert info["open"] == 2 and info["counts"]["sent"] == 2
+    assert info.open == 2 and info.counts["sent"] == 2
     # Sending began 30 s ago: the rate is over those 30 s, not over a whole minute.
-    assert info["rate"] == pytest.approx(2 / 30) and info["eta"] == dt.timedelta(seconds=30)
+    assert info.rate == pytest.approx(2 / 30) and info.eta == dt.timedelta(seconds=30)
     later = service.progress(cfg, day=DAY, now=started + dt.timedelta(seconds=50))
-    assert later["rate"] == pytest.approx(2 / 50)
+    assert later.rate == pytest.approx(2 / 50)
 
 
 def test_a_stale_scheduled_run_is_skipped_but_an_operator_run_is_not(make_settings):
@@ -255,8 +252,6 @@ def test_hard_bounces_at_send_time_mark_the_address_after_the_limit(make_setting
 
 
 def test_status_lists_the_recorded_resends(tmp_path, smtp_server, database_url):
-    from tests.integration.test_cli import papermail
-
     _, url = smtp_server
     env = {"DATABASE_URL": database_url, "SMTP_URL": url}
     papermail(tmp_path, "subscribers", "add", "a@example.org", env=env)
@@ -270,8 +265,6 @@ def test_status_lists_the_recorded_resends(tmp_path, smtp_server, database_url):
 def test_status_watch_follows_a_running_send_until_it_finishes(tmp_path, make_settings, database_url, smtp_server,
                                                                smtp_script):
     import threading
-
-    from tests.integration.test_cli import papermail
 
     handler, url = smtp_server
     cfg = make_settings(database_url=database_url, smtp_url=url, secret_key="cli-test-secret-0123456789abcdef")

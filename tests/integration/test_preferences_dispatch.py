@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from pipeline import service
 from pipeline.audience.subscribers import add_subscriber
 from pipeline.models import Edition, Frequency, Issue, IssueVariant, Subscriber
+from tests.support.cli import papermail
 
 DAY = dt.date(2025, 3, 21)  # a Friday: its issues go out on Saturday (weekday 5)
 
@@ -107,8 +108,6 @@ def test_weekly_edition_goes_to_weekly_readers_of_that_weekday_only(cfg, smtp_se
 
 
 def test_the_daily_run_sends_both_editions_when_due(tmp_path, smtp_server, database_url):
-    from tests.integration.test_cli import papermail
-
     handler, url = smtp_server
     env = {"DATABASE_URL": database_url, "SMTP_URL": url}
     papermail(tmp_path, "subscribers", "add", "daily@example.org", env=env)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,8 +14,10 @@ from sqlalchemy import create_engine, text
 from pipeline import service
 from pipeline.models import utcnow
 from pipeline.settings import Settings
-from tests.conftest import SMTPScript
-from tests.integration.test_celery_worker import QUEUES, env_for, papermail, start_worker, wait_idle
+from tests.support import services
+from tests.support.cli import papermail
+from tests.support.services import QUEUES, wait_idle, worker_env
+from tests.support.smtp import SMTPScript
 
 DAY = "2025-03-21"
 READERS = [f"reader{i:03}@example.org" for i in range(240)]
@@ -27,23 +27,12 @@ _SUCCEEDED = re.compile(r"/(ForkPoolWorker-\d+)\] Task papermail\.send_batch\[[^
 
 def start_workers(env: dict[str, str], tmp_path: Path, count: int) -> list[tuple[subprocess.Popen, Path]]:
     """``count`` workers, two pool processes each, all listening before anything is queued."""
-    workers = [(start_worker(env, tmp_path / f"worker{i}.log", concurrency=2), tmp_path / f"worker{i}.log")
-               for i in range(count)]
-    deadline = time.monotonic() + 60
-    while not all(log.exists() and " ready." in log.read_text() for _, log in workers):
-        assert time.monotonic() < deadline, "the workers did not start"
-        time.sleep(0.2)
-    return workers
+    logs = [tmp_path / f"worker{i}.log" for i in range(count)]
+    return list(zip(services.start_workers(env, logs, concurrency=2), logs))
 
 
 def stop(workers: list[tuple[subprocess.Popen, Path]]) -> None:
-    for proc, _ in workers:
-        proc.send_signal(signal.SIGTERM)
-    for proc, _ in workers:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    services.stop(*(proc for proc, _ in workers))
 
 
 def batch_runners(workers: list[tuple[subprocess.Popen, Path]]) -> Counter[tuple[int, str]]:
@@ -63,9 +52,9 @@ def ledger(database_url: str) -> Counter[str]:
 @pytest.fixture
 def scale_env(tmp_path, database_url, smtp_server, redis_url):
     _, smtp_url = smtp_server
-    env = env_for(database_url, smtp_url, redis_url)
+    env = worker_env(database_url, smtp_url, redis_url)
     env.update({**SCALE, "OUTBOX_DIR": str(tmp_path / "outbox")})
-    papermail(env, tmp_path, "subscribers", "add", *READERS)
+    papermail(tmp_path, "subscribers", "add", *READERS, env=env)
     return env
 
 
@@ -75,7 +64,7 @@ def test_two_prefork_workers_send_one_issue_together_once_each(tmp_path, scale_e
     handler, _ = smtp_server
     workers = start_workers(scale_env, tmp_path, 2)
     try:
-        papermail(scale_env, tmp_path, "run", "--source", "sample")  # ingest, build, fan out: all on the workers
+        papermail(tmp_path, "run", "--source", "sample", env=scale_env)  # ingest, build, fan out: all on the workers
         wait_idle(broker, timeout=120)
     finally:
         stop(workers)
@@ -116,4 +105,4 @@ def test_every_batch_task_delivered_twice_still_sends_each_subscriber_once(tmp_p
     assert sorted(received) == READERS and set(received.values()) == {1}, received.most_common(3)
     assert sum(batch_runners(workers).values()) == 2 * len(batches)  # both copies of every task did run
     assert ledger(database_url) == Counter({"sent": len(READERS)})
-    assert "finished" in papermail(scale_env, tmp_path, "status", "--date", DAY).stdout
+    assert "finished" in papermail(tmp_path, "status", "--date", DAY, env=scale_env).stdout

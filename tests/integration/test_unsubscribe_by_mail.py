@@ -19,7 +19,8 @@ from pipeline import service
 from pipeline.audience.tokens import Purpose, Signer
 from pipeline.inbound.handler import unsubscribe_token
 from pipeline.models import Subscriber, SubscriberStatus
-from tests.integration.test_dispatch_smtp import prepare, send_all
+from tests.support.bounces import returned
+from tests.support.sending import prepare, send_all
 
 SECRET = "mailto-test-secret-0123456789abcdef"
 
@@ -131,8 +132,6 @@ def test_other_mail_is_left_alone(cfg, raw):
 
 
 def test_beat_reads_the_inbound_maildir_once_per_message(cfg, make_settings, tmp_path):
-    from tests.integration.test_bounces import returned
-
     readers = prepare(cfg, n=2)
     send_all(cfg)
     maildir = tmp_path / "Maildir"
@@ -159,5 +158,7 @@ def test_the_inbound_schedule_exists_only_with_a_maildir(make_settings, tmp_path
     from workers.app import make_app
 
     assert "inbound" not in make_app(make_settings()).conf.beat_schedule
+    for sub in ("new", "cur", "tmp"):
+        (tmp_path / sub).mkdir()
     entry = make_app(make_settings(inbound_maildir=tmp_path, inbound_every_seconds=60)).conf.beat_schedule["inbound"]
     assert entry["task"] == "papermail.inbound" and entry["schedule"] == 60.0

@@ -18,7 +18,7 @@ from pipeline.audience.tokens import Purpose
 from pipeline.compose import slots
 from pipeline.models import Edition, Frequency, SubscriberStatus
 from pipeline.web import create_app
-from tests.integration.web_support import Recorder, add, get, hrefs_and_actions, snapshot, token
+from tests.support.web import Recorder, add, get, hrefs_and_actions, snapshot, token
 
 DAY = dt.date(2025, 3, 21)
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'self'; "

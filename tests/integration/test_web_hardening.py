@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from pipeline.audience.tokens import Purpose
 from pipeline.models import SubscriberStatus
 from pipeline.web import create_app
-from tests.integration.web_support import Recorder, add, get, token
+from tests.support.web import Recorder, add, get, token
 
 TOKEN = "hardening-test-admin-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

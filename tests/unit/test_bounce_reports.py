@@ -11,18 +11,7 @@ from hypothesis import strategies as st
 from pipeline.inbound.bounce_reports import EMPTY, BounceReport, parse_bounce
 from pipeline.inbound.mail_parser import MAX_DEPTH, TooDeeplyNested
 from pipeline.inbound.mailboxes import read_messages
-from tests.conftest import FIXTURES
-
-BOUNCES = FIXTURES / "bounces"
-POSTFIX = "postfix_5.1.1_user_unknown.eml"
-EXIM = "exim_user_unknown.eml"
-GMAIL = "gmail_5.2.2_over_quota.eml"
-DELAYED = "postfix_4.2.2_delayed.eml"
-
-
-def sample(name: str) -> bytes:
-    return (BOUNCES / name).read_bytes()
-
+from tests.support.bounces import BOUNCES, DELAYED, EXIM, GMAIL, POSTFIX, sample
 
 # --- parsing the samples ----------------------------------------------------------------------
 
@@ -197,7 +186,8 @@ def test_a_single_eml_a_folder_of_eml_files_and_a_maildir(tmp_path):
 
 
 def test_taking_new_messages_needs_a_maildir(tmp_path):
+    from pipeline.errors import ConfigError
     from pipeline.inbound.mailboxes import take_new
 
-    with pytest.raises(FileNotFoundError, match="is not a Maildir"):
+    with pytest.raises(ConfigError, match="is not a Maildir"):
         list(take_new(tmp_path))

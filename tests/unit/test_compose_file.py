@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
-from pathlib import Path
 
 import pytest
 import yaml
@@ -17,9 +16,9 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app as cli_app
 from pipeline.settings import Settings
+from tests.support.paths import ROOT
 from workers.app import app as celery_app
 
-ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 OURS = ("web", "worker", "beat", "cli")

@@ -1,7 +1,6 @@
 """arXiv Atom API: parse_feed/parse_feeds (pure) and fetch (MockTransport)."""
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -9,8 +8,8 @@ import pytest
 from pipeline.errors import ConfigError, IngestError
 from pipeline.ingest import fetch_categories, fetch_category, parse_feed, parse_feeds
 from pipeline.ingest.records import Skipped
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 LG = (FIXTURES / "arxiv_cs_LG.atom").read_bytes()
 CL = (FIXTURES / "arxiv_cs_CL.atom").read_bytes()
 DAY = date(2025, 3, 21)

@@ -20,8 +20,8 @@ from pipeline.ingest import (
 from pipeline.ingest.hf import github_repo_url, normalize_arxiv_id, web_url
 from pipeline.ingest.records import Skipped
 from pipeline.text import clean_text
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DAY = date(2025, 3, 21)
 SAMPLE_0600 = FIXTURES / "hf_daily_papers_2025-03-21_0600Z.json"
 SAMPLE_1800 = FIXTURES / "hf_daily_papers_2025-03-21_1800Z.json"
@@ -345,7 +345,7 @@ def test_fetch_day_gives_up_after_the_retries():
 
 
 def test_fetch_day_rejects_a_page_size_the_api_refuses():
-    with pytest.raises(ValueError):
+    with pytest.raises(IngestError, match="page_size"):
         fetch_day(httpx.Client(), api_url=API, day=DAY, retries=0, page_size=101)
 
 

@@ -105,7 +105,7 @@ def test_header_values_with_line_breaks_are_refused(subject):
 
 @pytest.mark.parametrize("address", ["ada@example.org\r\nBcc: x@example.org", "ada@exämple.org"])
 def test_per_subscriber_values_cannot_inject_headers(address):
-    with pytest.raises(ValueError):
+    with pytest.raises(RenderError, match="unsafe per-subscriber value"):
         template().render(recipient(address=address))
 
 

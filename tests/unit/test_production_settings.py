@@ -24,7 +24,9 @@ def production(**values: object) -> Settings:
 @pytest.mark.parametrize("field", ["secret_key", "admin_token"])
 @pytest.mark.parametrize("value", [
     "x", "a", "a" * 64, "ab" * 40, "0123456789abcdef" * 4,  # short, or of low variety however long
-    secrets.token_hex(31), secrets.token_urlsafe(31),  # 248 bits: just short of 32 bytes
+    # 248 bits, just short of 32 bytes; fixed ids, as xdist needs the same names from every worker
+    pytest.param(secrets.token_hex(31), id="token_hex(31)"),
+    pytest.param(secrets.token_urlsafe(31), id="token_urlsafe(31)"),
     "correct-horse-battery",
 ])
 def test_a_guessable_secret_or_admin_token_is_refused_in_production(field, value):

@@ -46,6 +46,18 @@ def test_smtp_url_schemes(url):
     assert settings(smtp_url=url).smtp_url == url
 
 
+def test_inbound_maildir_must_be_a_maildir(tmp_path):
+    assert settings().inbound_maildir is None
+    with pytest.raises(ValidationError, match="INBOUND_MAILDIR .* is not a Maildir"):
+        settings(inbound_maildir=tmp_path / "missing")
+    for sub in ("new", "cur"):
+        (tmp_path / sub).mkdir()
+    with pytest.raises(ValidationError, match=r"it needs cur/, new/ and tmp/"):
+        settings(inbound_maildir=tmp_path)  # no tmp/, where an MTA writes a message before it is new
+    (tmp_path / "tmp").mkdir()
+    assert settings(inbound_maildir=tmp_path).inbound_maildir == tmp_path
+
+
 def test_derived_addresses():
     s = settings(mail_from="Trending ML Papers <digest@papers.example.org>", base_url="https://papers.example.org/")
     assert s.base_url == "https://papers.example.org"

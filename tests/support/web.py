@@ -1,9 +1,10 @@
-"""Helpers shared by the web tests: subscribers in a given state, tokens, a snapshot of the table, a mail recorder."""
+"""For the site's tests: subscribers in a given state, their tokens, a snapshot of the table, a mail recorder."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from typing import Any
 
 from sqlmodel import Session, select
@@ -38,8 +39,10 @@ def snapshot(cfg: Settings) -> list[dict[str, Any]]:
         return [s.model_dump() for s in session.exec(select(Subscriber).order_by(Subscriber.id))]
 
 
-def token(cfg: Settings, purpose: Purpose, uid: str) -> str:
-    return Signer(cfg.secret_key, purpose).sign(uid)
+def token(cfg: Settings, purpose: Purpose, uid: str, *, at: float | None = None) -> str:
+    """``uid``'s token for ``purpose``, as if signed at ``at`` (seconds since the epoch; by default now)."""
+    when = time.time() if at is None else at
+    return Signer(cfg.secret_key, purpose, clock=lambda: when).sign(uid)
 
 
 def hrefs_and_actions(html: str) -> list[str]:
