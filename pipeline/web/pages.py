@@ -9,6 +9,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from pipeline.compose import links
 from pipeline.compose.render import templates_path
 
 SECURITY_HEADERS = {
@@ -22,6 +23,7 @@ SECURITY_HEADERS = {
     ),
 }
 NO_STORE = {"Cache-Control": "no-store"}
+SITE_PATHS = {"home": links.HOME, "archive": links.ARCHIVE, "subscribe": links.SUBSCRIBE}  # every page's own links
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -48,7 +50,8 @@ def page(
     """Render ``templates/web/<template>`` as a complete HTML answer."""
     settings = request.app.state.settings
     html = environment().get_template(template).render(
-        list_name=settings.list_name, list_address=settings.from_address.addr_spec, weekdays=WEEKDAYS, **context
+        list_name=settings.list_name, list_address=settings.from_address.addr_spec, weekdays=WEEKDAYS,
+        paths=SITE_PATHS, **context
     )
     return HTMLResponse(html, status_code=status_code, headers={**SECURITY_HEADERS, **(headers or {})})
 
