@@ -223,7 +223,8 @@ class Delivery(SQLModel, table=True):
 
 
 class ResendScope(StrEnum):
-    failed = "failed"  # deliveries that failed or are uncertain
+    failed = "failed"  # deliveries that failed (the server refused them, or retries ran out)
+    uncertain = "uncertain"  # deliveries that may have been delivered: most were, so most get a second copy
     to = "to"  # named addresses
     all = "all"  # everyone in the snapshot
 

@@ -23,6 +23,10 @@ def make_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # Celery 6 turns this on by default. Off: a batch that loses the broker for a moment carries on and
+        # records what it sends; cancelled, the message in hand would become "uncertain". Either way the
+        # task is delivered again after the reconnect, and the ledger makes the second run send nothing twice.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         task_ignore_result=True,
         result_backend=None,
         task_serializer="json",

@@ -43,7 +43,10 @@ def resume(date: DateOpt = None, edition: EditionOpt = Edition.daily) -> None:
 def resend(
     date: DateOpt = None,
     edition: EditionOpt = Edition.daily,
-    failed: Annotated[bool, typer.Option("--failed", help="Resend to deliveries that failed or are uncertain.")] = False,
+    failed: Annotated[bool, typer.Option("--failed", help="Resend to deliveries that failed.")] = False,
+    uncertain: Annotated[bool, typer.Option(
+        "--uncertain", help="Resend to deliveries that may have arrived (the connection dropped after the message "
+        "was sent): most did, so most of these people get a second copy.")] = False,
     to: Annotated[list[str] | None, typer.Option("--to", help="Resend to this address (repeatable).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Resend to everyone in the issue (needs --force).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Confirm a resend to everyone.")] = False,
@@ -53,9 +56,13 @@ def resend(
     """Send an issue again to an explicit scope. Never to unsubscribed, bounced or unconfirmed addresses."""
     cfg = settings()
     day = parse_day(date)
-    scopes = [s for s, on in ((ResendScope.failed, failed), (ResendScope.to, bool(to)), (ResendScope.all, all_)) if on]
+    chosen = ((ResendScope.failed, failed), (ResendScope.uncertain, uncertain), (ResendScope.to, bool(to)),
+              (ResendScope.all, all_))
+    scopes = [scope for scope, on in chosen if on]
     if len(scopes) != 1:
-        raise typer.BadParameter("choose exactly one of --failed, --to EMAIL, --all")
+        raise typer.BadParameter("choose exactly one of --failed, --uncertain, --to EMAIL, --all")
+    if scopes[0] is ResendScope.uncertain:
+        err.print("warning: uncertain deliveries were usually delivered; each of these people may get the issue twice")
     if scopes[0] is ResendScope.all and not force and not dry_run:
         raise typer.BadParameter("--all sends the issue again to everyone; add --force if that is meant")
     if not reason and not dry_run:

@@ -147,13 +147,13 @@ class SMTPMessenger:
             # Raises DeliveryError: with no server there is no point trying the rest of the batch.
             self._smtp = self._connect()
         smtp = self._smtp
-        data_sent = False
+        ended = False  # the final "." has left: from then on the server may have taken the message
         try:
             replies = self._envelope(smtp, sender, rcpt)
             failed = next((r for r, ok in zip(replies, _ENVELOPE_OK) if r[0] not in ok), None)
             if failed is None:
-                data_sent = True
-                smtp.send(wire() + b".\r\n")
+                smtp.send(wire() + b".\r\n")  # sendall: it returns only once every byte, the dot too, is sent
+                ended = True
                 return SendResult.from_reply(*smtp.getreply())
             if len(replies) == 3 and replies[2][0] == 354:
                 # Pipelined DATA was accepted although MAIL or RCPT failed: end it empty (RFC 2920 §3.1).
@@ -163,8 +163,9 @@ class SMTPMessenger:
             return SendResult.from_reply(*failed)
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
-            if data_sent:
+            if ended:
                 return SendResult("uncertain", None, f"connection lost after the message was sent: {exc}"[:1000])
+            # Before the final ".", nothing was accepted (RFC 5321 §4.1.1.4): trying again later is right.
             return SendResult("temporary", None, f"connection lost: {exc}"[:1000])
 
     def _envelope(self, smtp: smtplib.SMTP, sender: str, rcpt: str) -> list[tuple[int, bytes]]:

@@ -32,7 +32,9 @@ from pipeline.models import (
     SubscriberStatus,
 )
 
-FAILED = (DeliveryStatus.failed, DeliveryStatus.uncertain)
+# Which deliveries each status scope takes. Uncertain ones are a scope of their own: they may well have
+# arrived (the connection dropped after the final "."), so resending them is a separate, deliberate choice.
+STATUS_SCOPES = {ResendScope.failed: DeliveryStatus.failed, ResendScope.uncertain: DeliveryStatus.uncertain}
 QUEUED = (DeliveryStatus.pending, DeliveryStatus.sending, DeliveryStatus.retry)
 
 
@@ -71,8 +73,8 @@ def plan_resend(session: Session, *, issue: Issue, scope: ResendScope, addresses
                 plan.skipped.append((email, "not a subscriber"))
             else:
                 candidates.append((None, sub))  # joined after the issue went out: gets a delivery now
-    elif scope is ResendScope.failed:
-        candidates = [(d, s) for d, s in rows if d.status in FAILED]
+    elif scope in STATUS_SCOPES:
+        candidates = [(d, s) for d, s in rows if d.status is STATUS_SCOPES[scope]]
     else:
         candidates = [(d, s) for d, s in rows]
     suppressed = suppressed_hashes(session)

@@ -115,6 +115,30 @@ def test_connection_dropped_after_the_final_dot_is_uncertain_not_resent(cfg, smt
     assert issue.status == IssueStatus.finished
 
 
+def test_connection_dropped_before_the_final_dot_is_retried_not_uncertain(cfg, smtp_server, monkeypatch):
+    """Halfway through the message the connection breaks: the server accepted nothing, so it is tried again."""
+    import smtplib
+
+    handler, _ = smtp_server
+    emails = prepare(cfg, n=3)
+    real_send, broken = smtplib.SMTP.send, []
+
+    def send(self, data):  # noqa: ANN001, ANN202
+        if isinstance(data, bytes) and data.endswith(b".\r\n") and len(data) > 1000 and not broken:
+            broken.append(True)
+            real_send(self, data[: len(data) // 2])  # half the message, then the line goes dead
+            raise BrokenPipeError(32, "Broken pipe")
+        return real_send(self, data)
+
+    monkeypatch.setattr(smtplib.SMTP, "send", send)
+    issue_id, _ = send_all(cfg)
+    assert broken and counts(cfg, issue_id) == {"sent": 2, "retry": 1}
+    with Session(service.engine(cfg)) as session:
+        retry = session.exec(select(Delivery).where(Delivery.status == DeliveryStatus.retry)).one()
+        assert "connection lost" in retry.last_error
+    assert len(handler.messages) == 2
+
+
 def test_unsubscribed_before_its_turn_gets_nothing(cfg, smtp_server):
     handler, _ = smtp_server
     emails = prepare(cfg, n=4)

@@ -90,6 +90,38 @@ def test_refused_credentials_pause_the_issue_at_once(make_settings, database_url
     assert counts(cfg, issue_id) == {"pending": 3}
 
 
+def test_uncertain_deliveries_are_a_scope_of_their_own_and_not_failed(cfg, smtp_server, smtp_script):
+    """A drop after the final "." makes a delivery uncertain: it has probably arrived, so --failed leaves it be."""
+    handler, _ = smtp_server
+    emails = prepare(cfg, n=4)
+    smtp_script.rcpt_replies[emails[0]] = "550 5.1.1 no such user"
+    smtp_script.drop_after_data.add(emails[1])
+    issue_id, _ = send_all(cfg)
+    assert counts(cfg, issue_id) == {"sent": 2, "failed": 1, "uncertain": 1}
+    smtp_script.rcpt_replies.clear()
+
+    _, failed = service.resend(cfg, day=DAY, scope=ResendScope.failed, reason="x", requested_by="test", dry_run=True)
+    _, uncertain = service.resend(cfg, day=DAY, scope=ResendScope.uncertain, reason="x", requested_by="test",
+                                  dry_run=True)
+    assert failed.addresses == [emails[0]] and uncertain.addresses == [emails[1]]
+
+    record, _ = service.resend(cfg, day=DAY, scope=ResendScope.uncertain, reason="asked", requested_by="test")
+    assert record.scope is ResendScope.uncertain and record.deliveries == 1
+    send_all(cfg)
+    assert len(handler.to(emails[1])) == 2  # the first copy had arrived; this one is the second, by choice
+
+
+def test_the_cli_warns_before_resending_to_the_uncertain(cfg, tmp_path):
+    prepare(cfg, n=1)
+    env = {"DATABASE_URL": cfg.database_url, "SMTP_URL": cfg.smtp_url or ""}
+    service.start_sending(cfg, day=DAY)
+    done = papermail(tmp_path, "resend", "--date", DAY.isoformat(), "--uncertain", "--dry-run", env=env)
+    assert "may get the issue twice" in done.stderr and "dry run: 0 would receive" in done.stderr
+    both = papermail(tmp_path, "resend", "--date", DAY.isoformat(), "--uncertain", "--failed", "--reason", "x",
+                     env=env, check=False)
+    assert both.returncode == 2 and "--uncertain" in both.stderr
+
+
 def test_resend_to_the_failed_only_and_never_to_the_unsubscribed(cfg, smtp_server, smtp_script):
     handler, _ = smtp_server
     emails = prepare(cfg, n=5)

@@ -76,6 +76,7 @@ def test_broker_app_is_configured_not_to_lose_tasks():
     assert conf.task_always_eager is False
     assert conf.task_acks_late is True and conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
+    assert conf.worker_cancel_long_running_tasks_on_connection_loss is False  # chosen, not Celery 6's default
     assert conf.broker_transport_options["visibility_timeout"] > 600  # above every retry delay
     daily = conf.beat_schedule["daily-digest"]
     assert daily["task"] == "papermail.run"
