@@ -49,7 +49,8 @@ def dispatch(day: str, edition: str = "daily") -> int:
 @app.task(name=runner.SEND_BATCH, bind=True)
 def send_batch(self: Task, issue_id: int, after_id: int, upto_id: int) -> dict:
     try:
-        result = service.send_range(get_settings(), issue_id=issue_id, after_id=after_id, upto_id=upto_id)
+        # An unreachable server is waited for here, on this batch, for a couple of minutes at most.
+        result = service.send_range_patiently(get_settings(), issue_id=issue_id, after_id=after_id, upto_id=upto_id)
     except DeliveryError as exc:
         _retry_or_raise(self, exc)
     service.finish(get_settings(), issue_id=issue_id)

@@ -35,6 +35,7 @@ from pipeline.service.daily import (
     issue_for,
     run_day,
     send_range,
+    send_range_patiently,
     start_sending,
 )
 from pipeline.service.inbound import handle_inbound, read_inbound
@@ -42,6 +43,7 @@ from pipeline.service.operators import Progress, pause, progress, reconcile, res
 from pipeline.service.runner import InProcess, OnCelery, Runner, runner_for
 
 __all__ = [
+    "send_range_patiently",
     "DayReport", "InProcess", "OnCelery", "Runner", "dispatch", "run_day", "runner_for",
     "IngestSummary", "SAMPLE", "build", "confirm_url", "confirmation_message", "default_day", "digest_context",
     "dkim_signer", "editions_due", "engine", "finish", "handle_inbound", "housekeeping", "ingest", "is_stale",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -18,7 +21,7 @@ from pipeline.delivery.ledger import close_if_done, open_deliveries, plan_batche
 from pipeline.delivery.messengers import open_messenger
 from pipeline.delivery.pacing import pacer_for
 from pipeline.digest.issues import build_issue, ensure_variants, find_issue
-from pipeline.errors import IngestError, IssueError
+from pipeline.errors import DeliveryError, IngestError, IssueError
 from pipeline.ingest import arxiv, files, hf
 from pipeline.ingest.records import ParseResult, Skipped
 from pipeline.ingest.store import store_papers
@@ -35,6 +38,8 @@ from pipeline.service.context import (
 )
 from pipeline.service.runner import Runner
 from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -167,6 +172,31 @@ def send_range(settings: Settings, *, issue_id: int, after_id: int, upto_id: int
                           messenger=messenger, ctx=send_context(settings), pacer=pacer)
     finally:
         messenger.close()
+
+
+# Waits before the same batch tries the server again when it cannot be reached at all: about two minutes
+# in all, then the task is retried later. The worker stays on this batch meanwhile (prefetch 1), so the other
+# queued batches wait their turn instead of each failing at once and going to the back of the queue.
+CONNECT_WAITS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)
+
+
+def send_range_patiently(settings: Settings, *, issue_id: int, after_id: int, upto_id: int,
+                         waits: Sequence[float] = CONNECT_WAITS,
+                         sleep: Callable[[float], None] = time.sleep) -> BatchResult:
+    """``send_range``, trying the same batch again after short, growing waits while the server is unreachable.
+
+    Bad credentials (a lasting DeliveryError) are not waited on: they paused the issue already.
+    """
+    for wait in (*waits, None):
+        try:
+            return send_range(settings, issue_id=issue_id, after_id=after_id, upto_id=upto_id)
+        except DeliveryError as exc:
+            if exc.lasting or wait is None:
+                raise
+            log.warning("batch (%s, %s] of issue %s: %s; trying again in %.0f s", after_id, upto_id, issue_id,
+                        exc, wait)
+            sleep(wait)
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def is_stale(settings: Settings, *, day: dt.date, now: dt.datetime) -> bool:

@@ -350,3 +350,48 @@ def test_a_batch_whose_claim_was_recovered_by_another_stops_instead_of_double_se
     # The recoverer marked the third (possibly in flight) uncertain; the rest were sent once, by the rerun.
     assert counts(cfg, issue_id) == {"sent": 5, "uncertain": 1}
     assert set(emails) - set(received) <= {emails[2]}
+
+
+def test_an_unreachable_server_is_waited_for_on_the_same_batch(make_settings, database_url):
+    """The server is down for the first two tries: the batch waits (1 s, 2 s, ...) and then sends it all,
+    instead of failing at once and leaving its rows for a retry ten minutes later."""
+    from aiosmtpd.controller import Controller
+
+    from tests.support.services import free_port
+    from tests.support.smtp import RecordingHandler, SMTPScript
+
+    port = free_port()
+    cfg = make_settings(database_url=database_url, smtp_url=f"smtp://127.0.0.1:{port}", send_batch_size=100)
+    emails = prepare(cfg, n=3)
+    handler, waits, servers = RecordingHandler(SMTPScript()), [], []
+
+    def sleep(seconds: float) -> None:  # the outage ends during the second wait
+        waits.append(seconds)
+        if len(waits) == 2:
+            servers.append(Controller(handler, hostname="127.0.0.1", port=port, decode_data=False))
+            servers[0].start()
+
+    issue_id, batches = service.start_sending(cfg, day=DAY)
+    try:
+        result = service.send_range_patiently(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][1],
+                                              sleep=sleep)
+    finally:
+        for server in servers:
+            server.stop()
+    assert waits == [1.0, 2.0] and result.sent == 3
+    assert sorted(r for m in handler.messages for r in m.rcpt) == emails
+    assert counts(cfg, issue_id) == {"sent": 3}
+
+
+def test_the_waiting_stops_after_a_while_and_the_error_goes_up(make_settings, database_url):
+    from tests.support.services import free_port
+
+    cfg = make_settings(database_url=database_url, smtp_url=f"smtp://127.0.0.1:{free_port()}")
+    prepare(cfg, n=1)
+    issue_id, batches = service.start_sending(cfg, day=DAY)
+    waits: list[float] = []
+    with pytest.raises(DeliveryError, match="cannot connect"):
+        service.send_range_patiently(cfg, issue_id=issue_id, after_id=batches[0][0], upto_id=batches[0][1],
+                                     waits=(1.0, 2.0), sleep=waits.append)
+    assert waits == [1.0, 2.0] and counts(cfg, issue_id) == {"pending": 1}  # nothing lost, nothing uncertain
+
