@@ -14,6 +14,8 @@ from pipeline.settings import Settings, get_settings
 
 
 def make_app(settings: Settings) -> Celery:
+    # Twice a lease at least, so rows a dead sender held are sent again soon after its lease runs out.
+    reconcile_every = min(300.0, settings.lease_seconds / 2)
     app = Celery("papermail", broker=settings.broker_url or "memory://", include=["workers.tasks"])
     app.conf.update(
         task_always_eager=settings.broker_url is None,
@@ -48,7 +50,8 @@ def make_app(settings: Settings) -> Celery:
             },
             "housekeeping": {"task": "papermail.housekeeping", "schedule": crontab(minute=30, hour=3)},
             # Retries that came due, claims whose worker died: picked up within five minutes.
-            "reconcile": {"task": "papermail.reconcile", "schedule": 300.0, "options": {"expires": 280}},
+            "reconcile": {"task": "papermail.reconcile", "schedule": reconcile_every,
+                          "options": {"expires": reconcile_every * 0.9}},
         },
     )
     if settings.inbound_maildir is not None:

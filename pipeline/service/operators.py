@@ -100,8 +100,11 @@ def reconcile(settings: Settings, *, now: dt.datetime | None = None) -> list[tup
     sending issue that has deliveries due. Returns (issue, batches).
 
     While a send is under way (a live claim, or ledger writes within LEASE_SECONDS) only retries that
-    came due are planned: its own queued batches will reach the pending rows. An issue nobody works
-    on (its tasks were lost with a broker's data, say) gets batches for all its open rows again.
+    came due are planned: its own queued batches will reach the pending rows. But rows released from a
+    dead sender's claim are planned at once, even then: that sender's task will not come back before
+    the broker's visibility timeout (an hour), and a second task over rows someone else sends is
+    harmless (claims are compare-and-set). An issue nobody works on (its tasks were lost with a
+    broker's data, say) gets batches for all its open rows again.
     """
     now = now or utcnow()
     quiet = dt.timedelta(seconds=settings.lease_seconds)
@@ -109,10 +112,10 @@ def reconcile(settings: Settings, *, now: dt.datetime | None = None) -> list[tup
     with session_scope(engine(settings)) as session:
         for issue in session.exec(select(Issue).where(Issue.status == IssueStatus.sending)).all():
             issue_id: int = issue.id  # type: ignore[assignment]
-            recover_stale_claims(session, issue_id=issue_id, now=now)
+            _uncertain, released = recover_stale_claims(session, issue_id=issue_id, now=now)
             busy = under_way(session, issue_id=issue_id, now=now, quiet_for=quiet)
             batches = plan_batches(session, issue_id=issue_id, size=settings.send_batch_size, due_by=now,
-                                   pending=not busy)
+                                   pending=released > 0 or not busy)
             if batches:
                 plans.append((issue_id, batches))
             else:
