@@ -24,8 +24,11 @@ class DkimSigner:
         except dkim.DKIMException as exc:
             raise ConfigError(f"DKIM private key cannot sign: {exc}") from exc
 
+    def signature(self, message: bytes) -> bytes:
+        """The DKIM-Signature header field (CRLF-terminated) for ``message``, to put in front of it."""
+        return dkim.sign(message, self._selector, self._domain, self._key, include_headers=list(SIGNED_HEADERS),
+                         canonicalize=(b"relaxed", b"relaxed"))
+
     def sign(self, message: bytes) -> bytes:
         """The message with a DKIM-Signature header in front."""
-        signature = dkim.sign(message, self._selector, self._domain, self._key, include_headers=list(SIGNED_HEADERS),
-                              canonicalize=(b"relaxed", b"relaxed"))
-        return signature + message
+        return self.signature(message) + message
