@@ -18,18 +18,27 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import insert, inspect, update
 from sqlmodel import Session, col, delete, select
 
-from pipeline.audience.suppression import active_suppression, lift, suppress
+from pipeline.audience.suppression import active_suppression, address_hash, lift, suppress
 from pipeline.errors import SubscriberError
-from pipeline.models import Delivery, Subscriber, SubscriberStatus, SuppressionReason, utcnow
+from pipeline.models import (
+    Delivery,
+    Subscriber,
+    SubscriberStatus,
+    Suppression,
+    SuppressionReason,
+    new_uid,
+    utcnow,
+)
 
 
 def normalize_email(raw: str) -> str:
@@ -150,33 +159,152 @@ def add_subscriber(session: Session, *, email: str, confirmed: bool) -> tuple[Su
     return subscriber, outcome == "added"
 
 
-def import_rows(session: Session, *, rows: Iterable[str], confirmed: bool,
-                force_consent: str | None = None) -> ImportReport:
-    """Add addresses in bulk; unsubscribed, bounced and erased ones are counted and left as they are."""
-    report = ImportReport()
+IMPORT_CHUNK = 2000  # rows per transaction: a SQLite write lock held this long keeps the site's form waiting little
+
+
+def import_rows(session: Session, *, rows: Iterable[str], confirmed: bool, force_consent: str | None = None,
+                chunk_size: int = IMPORT_CHUNK, progress: Callable[[int], None] | None = None,
+                report: ImportReport | None = None) -> ImportReport:
+    """Add addresses in bulk; unsubscribed, bounced and erased ones are counted and left as they are.
+
+    The outcome of every row is what ``store_address`` would give it, row after row (a repeated address
+    counts as already subscribed, or as left alone again), but the work is done per chunk of
+    ``chunk_size`` rows: each address is validated once, the chunk's known rows and active
+    suppression records are read in one query each, new rows are inserted and confirmed pending ones
+    updated in one statement each. Only an address that ``force_consent`` revives goes through
+    ``store_address`` itself, so that its lift is recorded as there.
+
+    Each chunk is committed when it is done (a SQLite write lock held for a whole large list would
+    keep the site's subscribe form and the senders waiting past their busy timeout), then added to
+    ``report`` (a new one unless given), and ``progress`` is called with the number of rows handled
+    so far. An error in the middle (the database going away) leaves the chunks before it committed,
+    and a ``report`` passed in says what they stored: with ``confirmed=False``, the ids in
+    ``to_confirm`` are owed a confirmation mail, which the caller sends, even then. Importing the same
+    file again counts the stored ones as already subscribed and goes on with the rest. Check a file
+    first (``read_csv_emails`` reads it whole) so that a file that cannot be read stores nothing.
+    """
+    report = report if report is not None else ImportReport()
+    checked: dict[str, str | SubscriberError] = {}  # raw cell → address or why not: validated once
+    chunk: list[str] = []
+    done = 0
     for raw in rows:
+        done += 1
         if not raw.strip():
             continue
+        chunk.append(raw)
+        if len(chunk) >= chunk_size:
+            _commit_chunk(session, chunk, checked, report, confirmed=confirmed, force_consent=force_consent)
+            chunk = []
+            if progress is not None:
+                progress(done)
+    if chunk:
+        _commit_chunk(session, chunk, checked, report, confirmed=confirmed, force_consent=force_consent)
+    if progress is not None:
+        progress(done)
+    return report
+
+
+def _commit_chunk(session: Session, raws: list[str], checked: dict[str, str | SubscriberError],
+                  report: ImportReport, *, confirmed: bool, force_consent: str | None) -> None:
+    part = ImportReport()
+    _import_chunk(session, raws, checked, part, confirmed=confirmed, force_consent=force_consent)
+    session.commit()
+    report.added += part.added
+    report.already += part.already
+    report.kept_unsubscribed += part.kept_unsubscribed
+    report.forced += part.forced
+    report.invalid += part.invalid
+    report.to_confirm += part.to_confirm
+
+
+def _checked_address(raw: str, checked: dict[str, str | SubscriberError]) -> str | SubscriberError:
+    if raw not in checked:
         try:
-            subscriber, outcome = store_address(session, email=raw, confirmed=confirmed, force_consent=force_consent)
-        except Suppressed:
-            report.kept_unsubscribed += 1
-            continue
+            checked[raw] = validate_new_address(raw)
         except SubscriberError as exc:
-            report.invalid.append(str(exc))
-            continue
-        if outcome == "added":
+            checked[raw] = exc
+    return checked[raw]
+
+
+def _import_chunk(session: Session, raws: list[str], checked: dict[str, str | SubscriberError],
+                  report: ImportReport, *, confirmed: bool, force_consent: str | None) -> None:
+    addresses: list[str] = []
+    for raw in raws:
+        address = _checked_address(raw, checked)
+        if isinstance(address, SubscriberError):
+            report.invalid.append(str(address))
+        else:
+            addresses.append(address)
+    unique = list(dict.fromkeys(addresses))
+    found = session.execute(select(Subscriber.email, Subscriber.status, Subscriber.id)
+                            .where(col(Subscriber.email).in_(unique)))
+    known: dict[str, tuple[SubscriberStatus, int]] = {email: (status, sub_id) for email, status, sub_id in found}
+    hashes = {address: address_hash(address) for address in unique}
+    suppressed = set(session.exec(select(Suppression.address_hash).where(
+        col(Suppression.address_hash).in_(list(hashes.values())), col(Suppression.lifted_at).is_(None))))
+    now = utcnow()
+    outcome: dict[str, Outcome] = {}
+    new: list[str] = []
+    to_activate: list[int] = []
+    forced: list[str] = []  # revived under force_consent: the careful path, store_address lifts and records it
+    for address in unique:
+        status, sub_id = known.get(address, (None, 0))
+        is_suppressed = hashes[address] in suppressed
+        if is_suppressed and force_consent is not None and confirmed and status is not SubscriberStatus.bounced:
+            outcome[address] = "forced"
+            forced.append(address)
+        elif status is None:
+            outcome[address] = "kept" if is_suppressed else "added"
+            if not is_suppressed:
+                new.append(address)
+        elif status in (SubscriberStatus.unsubscribed, SubscriberStatus.bounced) or is_suppressed:
+            outcome[address] = "kept"
+        else:
+            outcome[address] = "already"
+            if confirmed and status is SubscriberStatus.pending:
+                to_activate.append(sub_id)
+    ids = _insert_new(session, new, confirmed=confirmed, now=now)
+    if to_activate:
+        session.execute(update(Subscriber).where(col(Subscriber.id).in_(to_activate)).values(
+            status=SubscriberStatus.active, confirmed_at=now, updated_at=now))
+    for address in forced:
+        store_address(session, email=address, confirmed=True, force_consent=force_consent, now=now)
+    seen: set[str] = set()
+    for address in addresses:
+        first = outcome[address]
+        if address in seen:
+            first = "kept" if first == "kept" else "already"  # what store_address finds the second time
+        seen.add(address)
+        if first == "added":
             report.added += 1
             if not confirmed:
-                subscriber.confirmation_sent_at = utcnow()
-                report.to_confirm.append(subscriber.id)  # type: ignore[arg-type]
-        elif outcome == "forced":
-            report.forced.append(subscriber.email)
-        elif outcome == "kept":
+                report.to_confirm.append(ids[address])
+        elif first == "forced":
+            report.forced.append(address)
+        elif first == "kept":
             report.kept_unsubscribed += 1
         else:
             report.already += 1
-    return report
+
+
+def _insert_new(session: Session, addresses: list[str], *, confirmed: bool, now: datetime) -> dict[str, int]:
+    """Insert new subscribers; returns their ids by address if they are pending (owed a confirmation)."""
+    if not addresses:
+        return {}
+    # The model's own defaults for every column not set here, so a column added later needs nothing.
+    template = Subscriber(email="")
+    base = {attr.key: getattr(template, attr.key) for attr in inspect(Subscriber).column_attrs
+            if attr.key not in ("id", "email", "uid")}
+    base.update(status=SubscriberStatus.active if confirmed else SubscriberStatus.pending,
+                confirmed_at=now if confirmed else None, confirmation_sent_at=None if confirmed else now,
+                created_at=now, updated_at=now)
+    session.execute(insert(Subscriber), [{**base, "email": address, "uid": new_uid()} for address in addresses])
+    if confirmed:
+        return {}
+    # Read back rather than INSERT … RETURNING: an executemany of one short statement is what psycopg
+    # sends fastest (pipelined); a RETURNING insert of many rows is one long statement it parses each time.
+    found = session.execute(select(Subscriber.email, Subscriber.id).where(col(Subscriber.email).in_(addresses)))
+    return {email: sub_id for email, sub_id in found if sub_id is not None}
 
 
 def read_csv_emails(path: Path) -> list[str]:

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlmodel import Session
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlmodel import Session, func, select
 
 from pipeline import service
 from pipeline.audience.subscribers import (
     EXPORT_FIELDS,
+    ImportReport,
     Suppressed,
     export_rows,
     import_rows,
@@ -23,7 +25,8 @@ from pipeline.audience.subscribers import (
 )
 from pipeline.cli.base import err, out, settings, subscribers_app
 from pipeline.errors import PapermailError
-from pipeline.models import SubscriberStatus
+from pipeline.models import Subscriber, SubscriberStatus
+from pipeline.settings import Settings
 from pipeline.text import terminal_text
 
 ForceConsentOpt = Annotated[
@@ -91,9 +94,15 @@ def subscribers_import(
     cfg = settings()
     record = _consent_record(force_consent, pending)
     rows = read_csv_emails(csv_file)
-    with Session(service.engine(cfg)) as session:
-        report = import_rows(session, rows=rows, confirmed=not pending, force_consent=record)
-        session.commit()
+    report = ImportReport()
+    with Session(service.engine(cfg)) as session, _progress() as progress:
+        bar = progress.add_task("importing", total=len(rows))
+        try:
+            import_rows(session, rows=rows, confirmed=not pending, force_consent=record, report=report,
+                        progress=lambda done: progress.update(bar, completed=done))
+        except Exception:
+            _send_confirmations(cfg, report.to_confirm)  # the chunks committed before the error are stored
+            raise
     out.print(f"added {report.added}, already subscribed {report.already}, "
               f"left unsubscribed/bounced/erased {report.kept_unsubscribed}, invalid {len(report.invalid)}"
               + (f", made active again on your consent record {len(report.forced)}" if record else ""))
@@ -101,12 +110,16 @@ def subscribers_import(
         err.print(f"  {address}: active again (consent: {record})", markup=False, highlight=False)
     for problem in report.invalid:
         err.print(f"  {problem}", markup=False, highlight=False)
-    if report.to_confirm:
+    _send_confirmations(cfg, report.to_confirm)
+
+
+def _send_confirmations(cfg: Settings, subscriber_ids: list[int]) -> None:
+    if subscriber_ids:
         runner = service.runner_for(cfg)
-        for subscriber_id in report.to_confirm:
+        for subscriber_id in subscriber_ids:
             runner.send_confirmation(subscriber_id=subscriber_id)
         verb = "queued" if runner.queues else "sent"
-        out.print(f"confirmation emails {verb}: {len(report.to_confirm)}")
+        out.print(f"confirmation emails {verb}: {len(subscriber_ids)}")
 
 
 @subscribers_app.command("export")
@@ -114,7 +127,8 @@ def subscribers_export(
     out_file: Annotated[Path | None, typer.Option("--out", help="CSV file to write (default: standard output).")] = None,
 ) -> None:
     """Export every subscriber with status and preferences as CSV."""
-    with Session(service.engine(settings())) as session:
+    with Session(service.engine(settings())) as session, _progress() as progress:
+        bar = progress.add_task("exporting", total=session.exec(select(func.count()).select_from(Subscriber)).one())
         rows = export_rows(session)
         stream = out_file.open("w", newline="", encoding="utf-8") if out_file else sys.stdout
         try:
@@ -124,10 +138,20 @@ def subscribers_export(
             for row in rows:
                 writer.writerow(row)
                 count += 1
+                if count % 1000 == 0:
+                    progress.update(bar, completed=count)
         finally:
             if out_file:
                 stream.close()
     err.print(f"{count} subscriber(s) exported{f' to {out_file}' if out_file else ''}")
+
+
+def _progress() -> Progress:
+    """A bar on standard error, shown only when that is a terminal (never in a script's captured output)."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    # Not redirecting stdout: the export may be writing its CSV there.
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal, redirect_stdout=False,
+                    redirect_stderr=False)
 
 
 @subscribers_app.command("remove")
