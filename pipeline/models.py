@@ -17,6 +17,11 @@ def utcnow() -> datetime:
     return datetime.now(dt.UTC)
 
 
+def db_time(moment: datetime) -> datetime:
+    """A moment as text SQL binds it: naive UTC, as the UTCDateTime columns store it."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
 class UTCDateTime(TypeDecorator):
     """Aware datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
 
@@ -28,7 +33,7 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
+        return db_time(value)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else value.replace(tzinfo=dt.UTC)

@@ -12,11 +12,10 @@ address is counted but stays unsubscribed.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import Connection, text
-from sqlalchemy.orm import object_session
 from sqlmodel import Session, col, select
 
 from pipeline.audience.subscribers import normalize_email
@@ -24,13 +23,17 @@ from pipeline.audience.suppression import lift, suppress
 from pipeline.compose.message_ids import read_message_id
 from pipeline.inbound.bounce_reports import REASON_LENGTH, BounceReport, counts_against_address
 from pipeline.inbound.outcomes import Line, Outcome
-from pipeline.models import Delivery, DeliveryStatus, Issue, Subscriber, SubscriberStatus, SuppressionReason, utcnow
+from pipeline.models import (
+    Delivery,
+    DeliveryStatus,
+    Issue,
+    Subscriber,
+    SubscriberStatus,
+    SuppressionReason,
+    db_time,
+    utcnow,
+)
 from pipeline.text import clean_text
-
-
-def _db_time(moment: datetime) -> datetime:
-    """Text SQL binds naive UTC, as the UTCDateTime columns store it."""
-    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _claim_bounce(session: Session, *, bounce_id: str, now: datetime) -> bool:
@@ -39,12 +42,13 @@ def _claim_bounce(session: Session, *, bounce_id: str, now: datetime) -> bool:
     inserted = session.execute(
         text("INSERT INTO processedbounce (message_id, processed_at) VALUES (:key, :now) "
              "ON CONFLICT (message_id) DO NOTHING"),
-        {"key": bounce_id, "now": _db_time(now)},
+        {"key": bounce_id, "now": db_time(now)},
     )
     return inserted.rowcount == 1  # type: ignore[attr-defined]
 
 
-def _counted(subscriber: Subscriber, *, reason: str, now: datetime, bounce_limit: int) -> tuple[Outcome, str]:
+def _counted(session: Session, subscriber: Subscriber, *, reason: str, now: datetime,
+             bounce_limit: int) -> tuple[Outcome, str]:
     """Count one hard bounce on a loaded subscriber; what happened, and in words."""
     subscriber.hard_bounces += 1
     subscriber.last_bounce_at = subscriber.updated_at = now
@@ -52,9 +56,7 @@ def _counted(subscriber: Subscriber, *, reason: str, now: datetime, bounce_limit
     count = f"{subscriber.hard_bounces}/{bounce_limit}"
     if subscriber.status == SubscriberStatus.active and subscriber.hard_bounces >= bounce_limit:
         subscriber.status = SubscriberStatus.bounced
-        session = object_session(subscriber)
-        if session is not None:
-            suppress(session, address=subscriber.email, reason=SuppressionReason.bounced, now=now)
+        suppress(session, address=subscriber.email, reason=SuppressionReason.bounced, now=now)
         return Outcome.marked_bounced, f"marked bounced ({count} hard bounces: {reason})"
     if subscriber.status == SubscriberStatus.active:
         return Outcome.hard_bounce, f"hard bounce {count} ({reason})"
@@ -95,7 +97,7 @@ def record_bounces(
                  for a in permanent if a not in countable]
     if countable:
         # One message, one recipient: the bounce counts once, however many addresses it lists.
-        kind, what = _counted(subscriber, reason=report.reason_for(countable[0]), now=now,
+        kind, what = _counted(session, subscriber, reason=report.reason_for(countable[0]), now=now,
                               bounce_limit=bounce_limit)
         forwarded = [a for a in countable if a != subscriber.email]
         if forwarded:
@@ -172,7 +174,7 @@ def mark_permanent_failure(
     """
     row = session.execute(
         _MARK_SQL,
-        {"now": _db_time(now), "reason": clean_text(reply)[:REASON_LENGTH], "limit": bounce_limit,
+        {"now": db_time(now), "reason": clean_text(reply)[:REASON_LENGTH], "limit": bounce_limit,
          "active": SubscriberStatus.active.name, "bounced": SubscriberStatus.bounced.name, "id": subscriber_id},
     ).first()
     if row is None:

@@ -122,8 +122,9 @@ def store_address(session: Session, *, email: str, confirmed: bool, force_consen
     now = now or utcnow()
     existing = session.exec(select(Subscriber).where(Subscriber.email == address)).first()
     suppressed = active_suppression(session, address)
-    bounced = existing is not None and existing.status is SubscriberStatus.bounced
-    if suppressed is not None and force_consent is not None and confirmed and not bounced:
+    outcome = decide(existing.status if existing else None, suppressed=suppressed is not None, confirmed=confirmed,
+                     force_consent=force_consent)
+    if outcome == "forced":
         lift(session, address=address, now=now, by="operator import --force-consent", note=force_consent)
         if existing is None:
             return _new_subscriber(session, address, confirmed=True, now=now), "forced"
@@ -136,13 +137,28 @@ def store_address(session: Session, *, email: str, confirmed: bool, force_consen
             raise Suppressed(f"{address} was {suppressed.reason.value} on {suppressed.created_at:%Y-%m-%d}: only "
                              "its owner can subscribe it again, from the site")
         return _new_subscriber(session, address, confirmed=confirmed, now=now), "added"
-    if existing.status in (SubscriberStatus.unsubscribed, SubscriberStatus.bounced) or suppressed is not None:
-        return existing, "kept"  # a suppressed address asked for again is pending until its owner confirms
-    if confirmed and existing.status == SubscriberStatus.pending:
+    if outcome == "already" and confirmed and existing.status == SubscriberStatus.pending:
         existing.status = SubscriberStatus.active
         existing.confirmed_at = existing.updated_at = now
         session.add(existing)
-    return existing, "already"
+    return existing, outcome
+
+
+def decide(status: SubscriberStatus | None, *, suppressed: bool, confirmed: bool,
+           force_consent: str | None) -> Outcome:
+    """What an operator's add or import does to an address, from its stored status (None: no row) and
+    whether it is suppressed: the one rule behind ``store_address`` and the bulk ``import_rows``.
+
+    An erased address (no row, suppressed) comes out ``kept``; ``store_address`` refuses it outright.
+    A suppressed address asked for again through the form is pending until its owner confirms: ``kept``.
+    """
+    if suppressed and force_consent is not None and confirmed and status is not SubscriberStatus.bounced:
+        return "forced"
+    if status is None:
+        return "kept" if suppressed else "added"
+    if status in (SubscriberStatus.unsubscribed, SubscriberStatus.bounced) or suppressed:
+        return "kept"
+    return "already"
 
 
 def _new_subscriber(session: Session, address: str, *, confirmed: bool, now: datetime) -> Subscriber:
@@ -249,20 +265,14 @@ def _import_chunk(session: Session, raws: list[str], checked: dict[str, str | Su
     forced: list[str] = []  # revived under force_consent: the careful path, store_address lifts and records it
     for address in unique:
         status, sub_id = known.get(address, (None, 0))
-        is_suppressed = hashes[address] in suppressed
-        if is_suppressed and force_consent is not None and confirmed and status is not SubscriberStatus.bounced:
-            outcome[address] = "forced"
+        outcome[address] = decide(status, suppressed=hashes[address] in suppressed, confirmed=confirmed,
+                                  force_consent=force_consent)
+        if outcome[address] == "forced":
             forced.append(address)
-        elif status is None:
-            outcome[address] = "kept" if is_suppressed else "added"
-            if not is_suppressed:
-                new.append(address)
-        elif status in (SubscriberStatus.unsubscribed, SubscriberStatus.bounced) or is_suppressed:
-            outcome[address] = "kept"
-        else:
-            outcome[address] = "already"
-            if confirmed and status is SubscriberStatus.pending:
-                to_activate.append(sub_id)
+        elif outcome[address] == "added":
+            new.append(address)
+        elif outcome[address] == "already" and confirmed and status is SubscriberStatus.pending:
+            to_activate.append(sub_id)
     ids = _insert_new(session, new, confirmed=confirmed, now=now)
     if to_activate:
         session.execute(update(Subscriber).where(col(Subscriber.id).in_(to_activate)).values(

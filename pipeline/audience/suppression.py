@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
-from pipeline.models import Suppression, SuppressionReason
+from pipeline.models import Suppression, SuppressionReason, db_time
 
 log = logging.getLogger("pipeline.consent")
 
@@ -50,13 +50,11 @@ def address_hash(address: str) -> str:
     return hashlib.sha256(_PREFIX + address.encode("utf-8")).hexdigest()
 
 
-def _db_time(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def suppress(db: OrmSession | Connection, *, address: str, reason: SuppressionReason, now: datetime) -> None:
     """Record that ``address`` must not be mailed again (idempotent). The caller commits."""
-    db.execute(_UPSERT, {"hash": address_hash(address), "reason": reason.name, "now": _db_time(now),
+    db.execute(_UPSERT, {"hash": address_hash(address), "reason": reason.name, "now": db_time(now),
                          "bounced": SuppressionReason.bounced.name, "removed": SuppressionReason.removed.name})
 
 

@@ -23,7 +23,6 @@ from pipeline.delivery.ledger import (
     RECORD_SQL,
     Claimed,
     claim_rows,
-    db_time,
     fast_commits,
     outcome_row,
     pause_issue,
@@ -37,7 +36,7 @@ from pipeline.delivery.pacing import Pacer
 from pipeline.delivery.personalize import RecipientFactory, SendContext, TemplateCache
 from pipeline.errors import DeliveryError, IssueError, LeaseLost
 from pipeline.inbound.bounce_reports import counts_against_address
-from pipeline.models import DeliveryStatus, Issue, utcnow
+from pipeline.models import DeliveryStatus, Issue, db_time, utcnow
 
 
 @dataclass(slots=True)

@@ -31,14 +31,11 @@ from sqlmodel import Session, col, func, select
 
 from pipeline.delivery.messengers import SendResult
 from pipeline.delivery.personalize import SendContext
-from pipeline.models import Delivery, DeliveryStatus, Edition, Frequency, Issue, IssueStatus, SubscriberStatus
+from pipeline.models import Delivery, DeliveryStatus, Edition, Frequency, Issue, IssueStatus, SubscriberStatus, db_time
 
 OPEN_STATUSES = (DeliveryStatus.pending, DeliveryStatus.sending, DeliveryStatus.retry)
 
 
-def db_time(moment: datetime) -> datetime:
-    """Text SQL binds naive UTC, as the UTCDateTime columns store it."""
-    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def open_deliveries(session: Session, *, issue: Issue, now: datetime, default_size: int) -> int:

@@ -187,16 +187,16 @@ def send_range_patiently(settings: Settings, *, issue_id: int, after_id: int, up
 
     Bad credentials (a lasting DeliveryError) are not waited on: they paused the issue already.
     """
-    for wait in (*waits, None):
+    for wait in waits:
         try:
             return send_range(settings, issue_id=issue_id, after_id=after_id, upto_id=upto_id)
         except DeliveryError as exc:
-            if exc.lasting or wait is None:
+            if exc.lasting:
                 raise
             log.warning("batch (%s, %s] of issue %s: %s; trying again in %.0f s", after_id, upto_id, issue_id,
                         exc, wait)
             sleep(wait)
-    raise AssertionError("unreachable")  # the loop returns or raises
+    return send_range(settings, issue_id=issue_id, after_id=after_id, upto_id=upto_id)  # the last try: errors go up
 
 
 def is_stale(settings: Settings, *, day: dt.date, now: dt.datetime) -> bool:

@@ -154,3 +154,23 @@ def test_expiry_marks_a_pending_row_with_history_and_goes_on_with_the_others(ses
     assert session.exec(select(Subscriber).where(Subscriber.email == "stranger@example.org")).first() is None
     again = expire_pending(session, now=month_later, max_age=dt.timedelta(days=7))
     assert (again.forgotten, again.marked, again.failed) == (0, 0, [])
+
+
+def test_a_row_that_fails_to_expire_is_reported_and_the_others_still_expire(session, monkeypatch):
+    from pipeline.audience import subscriptions
+
+    for email in ("a@example.org", "b@example.org", "c@example.org"):
+        request_subscription(session, email=email, now=T0)
+    session.commit()
+    first = session.exec(select(Subscriber.id).where(Subscriber.email == "a@example.org")).one()
+    real = subscriptions._expire_one
+
+    def flaky(session, subscriber_id, **kw):  # noqa: ANN001, ANN003, ANN202
+        if subscriber_id == first:
+            raise RuntimeError("the database refused this row")
+        return real(session, subscriber_id, **kw)
+
+    monkeypatch.setattr(subscriptions, "_expire_one", flaky)
+    expiry = expire_pending(session, now=T0 + dt.timedelta(days=30), max_age=dt.timedelta(days=7))
+    assert expiry.forgotten == 2 and len(expiry.failed) == 1 and "refused this row" in expiry.failed[0]
+    assert session.exec(select(Subscriber.email)).all() == ["a@example.org"]
