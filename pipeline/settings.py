@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     send_batch_size: int = Field(1000, ge=1, description="deliveries per batch task (one SMTP connection)")
     claim_size: int = Field(50, ge=1, description="deliveries a batch claims per transaction")
     lease_seconds: int = Field(300, ge=1, description="how long a claim is held before it counts as abandoned")
+    ledger_write_every: int = Field(
+        100, ge=1, le=10_000,
+        description="replies a sender holds before writing them to the ledger in one go (the most a lost "
+                    "machine can leave uncertain, plus the one in flight)")
+    ledger_write_seconds: float = Field(1.0, gt=0, description="the longest a reply waits for its ledger write")
+    journal_dir: Path | None = Field(
+        None,
+        description="where senders append each reply before the next message, so a killed sender leaves one "
+                    "message uncertain, not its whole write window (default: 'journal' beside OUTBOX_DIR)")
     retry_base_seconds: int = Field(300, ge=1, description="first retry delay after a 4xx; doubles each time")
     max_attempts: int = Field(8, ge=1)
 

@@ -1,9 +1,12 @@
-"""The send loop: claim a few deliveries, send each over one connection, record each reply at once.
+"""The send loop: claim a few deliveries, send each over one connection, journal each reply at once and
+write the replies to the ledger in bulk.
 
 A batch works on a range of delivery ids, holds its claim under a lease it renews
 at half-time, stops when the issue is paused, and pauses the issue itself after a
 burst of failures in a row (bad credentials, a blocklisted IP). See
-:mod:`pipeline.delivery.ledger` for the states a row goes through.
+:mod:`pipeline.delivery.ledger` for the states a row goes through and
+:mod:`pipeline.delivery.journal` for what a crash between a reply and its ledger
+write leaves.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from time import perf_counter
 
 from sqlalchemy import Connection, Engine, text
 from sqlmodel import Session
@@ -19,14 +23,15 @@ from sqlmodel import Session
 from pipeline.audience.bounces import mark_permanent_failure
 from pipeline.audience.subscribers import UnsendableAddress
 from pipeline.compose.message import MessageTemplate
+from pipeline.delivery.journal import Journal, Record, new_claim
 from pipeline.delivery.ledger import (
-    RECORD_SQL,
     Claimed,
     claim_rows,
     fast_commits,
     outcome_row,
     pause_issue,
     paused_reason,
+    record_results,
     recover_stale_claims,
     settle_unfinished,
     subscribers_at_send,
@@ -39,6 +44,11 @@ from pipeline.inbound.bounce_reports import counts_against_address
 from pipeline.models import DeliveryStatus, Issue, db_time, utcnow
 
 
+# Where a batch's time goes: claiming rows (and reading their subscribers), building each copy (links,
+# Message-ID, the bytes), the SMTP exchange, and writing results to the ledger (journal included).
+STAGES = ("claim", "build", "smtp", "ledger")
+
+
 @dataclass(slots=True)
 class BatchResult:
     sent: int = 0
@@ -49,6 +59,7 @@ class BatchResult:
     errors: list[str] = field(default_factory=list)
     failures_in_a_row: int = 0
     paused: str | None = None  # why the batch stopped early because the issue is paused
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
 
 def send_batch(
@@ -68,27 +79,74 @@ def send_batch(
         issue = session.get(Issue, issue_id)
         if issue is None:
             raise IssueError(f"no issue with id {issue_id}")
-        recover_stale_claims(session, issue_id=issue_id, now=clock())
+        recover_stale_claims(session, issue_id=issue_id, now=clock(), journal_dir=ctx.journal_dir)
         session.commit()
     templates = TemplateCache(engine, issue, ctx)
     make_recipient = RecipientFactory(issue, ctx)
-    claim = secrets.token_hex(8)
+    claim = new_claim(secrets.token_hex(8), ctx.ledger_write_every)
+    journal = Journal(ctx.journal_dir, claim)
     cursor = after_id
-    with engine.connect() as conn, fast_commits(conn):
-        while True:
-            now = clock()
-            result.paused = paused_reason(conn, issue_id)
-            if result.paused is not None:
-                break  # paused by an operator or a burst of failures: leave the rest pending
-            rows = claim_rows(conn, issue_id=issue_id, after=cursor, upto=upto_id, limit=ctx.claim_size,
-                          claim=claim, now=now, lease_until=now + timedelta(seconds=ctx.lease_seconds))
-            if not rows:
-                break
-            cursor = rows[-1].id
-            lease = _Lease(conn, claim=claim, seconds=ctx.lease_seconds, clock=clock, start=now)
-            _send_claimed(conn, rows, claim=claim, lease=lease, templates=templates, make_recipient=make_recipient,
-                          messenger=messenger, ctx=ctx, clock=clock, result=result, pacer=pacer)
+    seconds = result.seconds
+    try:
+        with engine.connect() as conn, fast_commits(conn):
+            while True:
+                started = perf_counter()
+                now = clock()
+                result.paused = paused_reason(conn, issue_id)
+                if result.paused is not None:
+                    break  # paused by an operator or a burst of failures: leave the rest pending
+                rows = claim_rows(conn, issue_id=issue_id, after=cursor, upto=upto_id, limit=ctx.claim_size,
+                                  claim=claim, now=now, lease_until=now + timedelta(seconds=ctx.lease_seconds))
+                seconds["claim"] += perf_counter() - started
+                if not rows:
+                    break
+                cursor = rows[-1].id
+                lease = _Lease(conn, claim=claim, seconds=ctx.lease_seconds, clock=clock, start=now)
+                recorder = _Recorder(conn, journal, ctx=ctx, seconds=seconds)
+                _send_claimed(conn, rows, claim=claim, lease=lease, recorder=recorder, templates=templates,
+                              make_recipient=make_recipient, messenger=messenger, ctx=ctx, clock=clock,
+                              result=result, pacer=pacer)
+    finally:
+        journal.close()
     return result
+
+
+class _Recorder:
+    """One claim's results: each journaled before the next send, written to the ledger in bulk."""
+
+    def __init__(self, conn: Connection, journal: Journal, *, ctx: SendContext, seconds: dict[str, float]) -> None:
+        self._conn, self._journal, self._ctx, self._seconds = conn, journal, ctx, seconds
+        self._pending: list[Record] = []
+        self._bounces: list[tuple[int, str, datetime]] = []
+        self._due = perf_counter() + ctx.ledger_write_seconds
+        self.written = 0  # rows of the claim the ledger has
+
+    def add(self, record: Record, *, bounce: tuple[int, str, datetime] | None = None) -> None:
+        started = perf_counter()
+        self._journal.append(record)
+        self._pending.append(record)
+        if bounce is not None:
+            self._bounces.append(bounce)
+        self._seconds["ledger"] += perf_counter() - started
+        if len(self._pending) >= self._ctx.ledger_write_every or started >= self._due:
+            self.write()
+
+    def write(self) -> None:
+        started = perf_counter()
+        if self._pending:
+            record_results(self._conn, self._pending)
+            for subscriber_id, reply, now in self._bounces:
+                # After the delivery's own record: a crash between the two can at worst miss one count,
+                # never count a bounce twice on a retry.
+                mark_permanent_failure(self._conn, subscriber_id=subscriber_id, reply=reply, now=now,
+                                       bounce_limit=self._ctx.bounce_limit)
+            self._conn.commit()
+            self._journal.written()
+            self.written += len(self._pending)
+            self._pending.clear()
+            self._bounces.clear()
+        self._due = perf_counter() + self._ctx.ledger_write_seconds
+        self._seconds["ledger"] += perf_counter() - started
 
 
 class _Lease:
@@ -119,20 +177,22 @@ class _Burst(Exception):
     """Too many failures in a row: something is wrong with the server or the account, not the addresses."""
 
 
-def _send_claimed(conn: Connection, rows: list[Claimed], *, claim: str, lease: _Lease,
+def _send_claimed(conn: Connection, rows: list[Claimed], *, claim: str, lease: _Lease, recorder: _Recorder,
                   templates: TemplateCache, make_recipient: RecipientFactory, messenger: Messenger,
                   ctx: SendContext, clock: Callable[[], datetime], result: BatchResult,
                   pacer: Pacer | None = None) -> None:
+    started = perf_counter()
     subscribers = subscribers_at_send(conn, [row.subscriber_id for row in rows])
+    result.seconds["claim"] += perf_counter() - started
     done = 0
     try:
         for row in rows:
             if pacer is not None and subscribers[row.subscriber_id][2] is None:
                 # A long wait under the hourly limit keeps the lease alive, or another sender would take the rows.
-                held = len(rows) - done
+                held = len(rows) - recorder.written
                 pacer.wait(between=lambda held=held: lease.keep(still_held=held))  # type: ignore[misc]
-            lease.keep(still_held=len(rows) - done)
-            outcome = _send_one(conn, row, subscribers[row.subscriber_id], claim=claim,
+            lease.keep(still_held=len(rows) - recorder.written)
+            outcome = _send_one(row, subscribers[row.subscriber_id], claim=claim, recorder=recorder,
                                 template=templates(row.size), make_recipient=make_recipient, messenger=messenger,
                                 ctx=ctx, now=clock(), result=result)
             done += 1
@@ -142,56 +202,76 @@ def _send_claimed(conn: Connection, rows: list[Claimed], *, claim: str, lease: _
                 result.failures_in_a_row += 1
                 if result.failures_in_a_row >= ctx.failure_burst_limit:
                     raise _Burst(f"{result.failures_in_a_row} sends failed in a row; last: {result.errors[-1]}")
+        recorder.write()
     except LeaseLost:
-        raise  # the rows are someone else's now: touch nothing
+        raise  # the rows are someone else's now: touch nothing (the recoverer folded this claim's journal)
     except _Burst as burst:
+        recorder.write()
         settle_unfinished(conn, rows[done:], claim=claim, first_in_flight=False, now=clock())
         pause_issue(conn, issue_id=templates.issue_id, reason=str(burst))
     except DeliveryError as exc:
         # The server could not be reached: nothing of the rest was transmitted.
+        _write_quietly(recorder)
         settle_unfinished(conn, rows[done:], claim=claim, first_in_flight=False, now=clock())
         if exc.lasting:  # bad credentials will not fix themselves: stop the issue instead of burning retries
             pause_issue(conn, issue_id=templates.issue_id, reason=str(exc))
         raise
     except BaseException:
         # Interrupted (signal, shutdown): the current message may have gone out.
+        _write_quietly(recorder)
         settle_unfinished(conn, rows[done:], claim=claim, first_in_flight=True, now=clock())
         raise
 
 
-def _send_one(conn: Connection, row: Claimed, subscriber: tuple[str, str, str | None], *, claim: str,
+def _write_quietly(recorder: _Recorder) -> None:
+    """The replies so far, on the way out of a failed batch; if the database is what failed, the journal
+    keeps them for whoever recovers the lease."""
+    try:
+        recorder._conn.rollback()
+        recorder.write()
+    except Exception:  # noqa: BLE001 - the original error matters more
+        pass
+
+
+def result_record(values: Record, *, row_id: int, claim: str, message_id: str | None, now: datetime) -> Record:
+    """A ledger record (journal line) for one delivery: see :func:`pipeline.delivery.ledger.record_results`."""
+    return {**values, "message_id": message_id, "now": db_time(now).isoformat(), "id": row_id, "claim": claim}
+
+
+def _send_one(row: Claimed, subscriber: tuple[str, str, str | None], *, claim: str, recorder: _Recorder,
               template: MessageTemplate, make_recipient: RecipientFactory, messenger: Messenger,
               ctx: SendContext, now: datetime, result: BatchResult) -> str:
     email, uid, skip_reason = subscriber
     message_id = None
+    bounce = None
     if skip_reason:
         # Unsubscribing or pausing takes effect at once, even for a batch already queued.
-        values: dict[str, object] = {"status": DeliveryStatus.skipped.name, "reply": None,
-                                     "error": skip_reason, "sent_at": None, "next_at": None}
+        values: Record = {"status": DeliveryStatus.skipped.name, "reply": None,
+                          "error": skip_reason, "sent_at": None, "next_at": None}
         outcome = "skipped"
     else:
+        started = perf_counter()
         try:
             recipient = make_recipient(email, uid, row.resend_id)
         except UnsendableAddress as exc:
             # This one address, not the batch: nothing was sent, and it is no bounce either.
             sent = SendResult("permanent", None, f"not sent: {exc}"[:1000])
+            result.seconds["build"] += perf_counter() - started
         else:
             message_id = recipient.message_id
+            built = messenger.build_seconds
+            between = perf_counter()
             sent = messenger.send(sender=ctx.envelope_from, template=template, recipient=recipient)
+            building = messenger.build_seconds - built
+            result.seconds["build"] += between - started + building
+            result.seconds["smtp"] += perf_counter() - between - building
         values = outcome_row(sent, attempts=row.attempts, now=now, ctx=ctx)
         outcome = sent.outcome
         if outcome != "sent":
             result.errors.append(f"{email}: {sent.reply}")
+        if outcome == "permanent" and sent.code is not None and counts_against_address(sent.reply):
+            bounce = (row.subscriber_id, sent.reply, now)
     setattr(result, outcome, getattr(result, outcome) + 1)
-    # Recorded right after the reply, before the next message: progress is what was sent.
-    conn.execute(RECORD_SQL, {**values, "message_id": message_id, "now": db_time(now), "id": row.id,
-                               "claim": claim})
-    if outcome == "permanent" and sent.code is not None and counts_against_address(sent.reply):
-        # After the delivery's own record: on PostgreSQL each statement commits by itself, and a crash
-        # between the two can at worst miss one count, never count a bounce twice on a retry.
-        mark_permanent_failure(conn, subscriber_id=row.subscriber_id, reply=sent.reply, now=now,
-                               bounce_limit=ctx.bounce_limit)
-    conn.commit()
+    # Journaled before the next message goes out; in the ledger with the next bulk write.
+    recorder.add(result_record(values, row_id=row.id, claim=claim, message_id=message_id, now=now), bounce=bounce)
     return outcome
-
-

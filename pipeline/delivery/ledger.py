@@ -11,11 +11,12 @@ Lifecycle of a delivery row::
 
 A batch claims a few rows at a time with one compare-and-set UPDATE (``FOR
 UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serialises writers), sends them in
-id order over one connection, and records each result right after the
-server's reply. So if the sender dies, the rows still "sending" under its
-claim are a suffix in id order: the first of them may have been in flight
-and becomes ``uncertain`` (never re-sent automatically: a duplicate is worse
-than asking an operator); the rest were never tried and go back to pending.
+id order over one connection, journals each result right after the
+server's reply and writes the results in bulk (:mod:`pipeline.delivery.journal`).
+So if the sender dies, once its journal is folded in, the rows still "sending"
+under its claim are a suffix in id order: the first of them may have been in
+flight and becomes ``uncertain`` (never re-sent automatically: a duplicate is
+worse than asking an operator); the rest were never tried and go back to pending.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, text
 from sqlmodel import Session, col, func, select
 
+from pipeline.delivery.journal import Record, claim_window, forget_journal, read_journal
 from pipeline.delivery.messengers import SendResult
 from pipeline.delivery.personalize import SendContext
 from pipeline.models import Delivery, DeliveryStatus, Edition, Frequency, Issue, IssueStatus, SubscriberStatus, db_time
@@ -104,8 +107,14 @@ def under_way(session: Session, *, issue_id: int, now: datetime, quiet_for: time
     return latest is not None and latest.replace(tzinfo=UTC) > now - quiet_for
 
 
-def recover_stale_claims(session: Session, *, issue_id: int, now: datetime) -> tuple[int, int]:
-    """Settle rows left "sending" by a sender whose lease ran out. Returns (uncertain, released)."""
+def recover_stale_claims(session: Session | Connection, *, issue_id: int, now: datetime,
+                         journal_dir: Path | None = None) -> tuple[int, int]:
+    """Settle rows left "sending" by a sender whose lease ran out. Returns (uncertain, released).
+
+    The dead sender's journal, when it is on this machine, is folded in first: then only the
+    first row it still held may have been in flight. Without it, as many rows as the sender
+    could hold unwritten, plus that one, may have gone out (see :mod:`pipeline.delivery.journal`).
+    """
     rows = session.execute(
         text(
             "SELECT id, claim FROM delivery WHERE issue_id = :issue AND status = :sending "
@@ -113,28 +122,38 @@ def recover_stale_claims(session: Session, *, issue_id: int, now: datetime) -> t
         ),
         {"issue": issue_id, "sending": DeliveryStatus.sending.name, "now": db_time(now)},
     ).all()
-    seen: set[str | None] = set()
-    uncertain = released = 0
+    held: dict[str | None, list[int]] = {}
     for row_id, claim in rows:
-        first = claim not in seen
-        seen.add(claim)
-        if first:
-            status, error = DeliveryStatus.uncertain, "the sender stopped while this message may have been in flight"
-        else:
-            status, error = DeliveryStatus.pending, None
-        changed = session.execute(
-            text(
-                "UPDATE delivery SET status = :status, claim = NULL, lease_until = NULL, "
-                "last_error = COALESCE(:error, last_error), updated_at = :now, "
-                "attempts = CASE WHEN :release AND attempts > 0 THEN attempts - 1 ELSE attempts END "
-                "WHERE id = :id AND status = :sending AND claim = :claim"
-            ),
-            {"status": status.name, "error": error, "release": not first, "now": db_time(now), "id": row_id,
-             "sending": DeliveryStatus.sending.name, "claim": claim},
-        ).rowcount  # type: ignore[attr-defined]
-        if changed:
-            uncertain += first
-            released += not first
+        held.setdefault(claim, []).append(row_id)
+    uncertain = released = 0
+    for claim, ids in held.items():
+        records = read_journal(journal_dir, claim) if claim else None
+        if records:
+            record_results(session, records)
+            done = {int(r["id"]) for r in records}  # type: ignore[call-overload]
+            ids = [i for i in ids if i not in done]
+        maybe_sent = 1 if records is not None else claim_window(claim) + 1
+        for i, row_id in enumerate(ids):
+            first = i < maybe_sent
+            if first:
+                status, error = DeliveryStatus.uncertain, "the sender stopped while this message may have been in flight"
+            else:
+                status, error = DeliveryStatus.pending, None
+            changed = session.execute(
+                text(
+                    "UPDATE delivery SET status = :status, claim = NULL, lease_until = NULL, "
+                    "last_error = COALESCE(:error, last_error), updated_at = :now, "
+                    "attempts = CASE WHEN :release AND attempts > 0 THEN attempts - 1 ELSE attempts END "
+                    "WHERE id = :id AND status = :sending AND claim = :claim"
+                ),
+                {"status": status.name, "error": error, "release": not first, "now": db_time(now), "id": row_id,
+                 "sending": DeliveryStatus.sending.name, "claim": claim},
+            ).rowcount  # type: ignore[attr-defined]
+            if changed:
+                uncertain += first
+                released += not first
+        if claim:
+            forget_journal(journal_dir, claim)
     return uncertain, released
 
 
@@ -158,12 +177,32 @@ _CLAIM_SQL = (
     "RETURNING id, subscriber_id, attempts, size, resend_id"
 )
 
-RECORD_SQL = text(
+_RECORD_SQL = text(
     "UPDATE delivery SET status = :status, smtp_reply = :reply, last_error = :error, "
     "message_id = COALESCE(:message_id, message_id), sent_at = COALESCE(:sent_at, sent_at), "
     "next_attempt_at = :next_at, claim = NULL, lease_until = NULL, updated_at = :now "
     "WHERE id = :id AND claim = :claim"
 )
+_TIMES = ("sent_at", "next_at", "now")
+
+
+def record_results(conn: Session | Connection, records: list[Record]) -> None:
+    """Write sends' results to the ledger in one statement batch; the caller commits.
+
+    Each record (see :func:`pipeline.delivery.batch.result_record`) changes its row only while
+    the row is still held under the record's claim, so writing one twice changes nothing.
+    """
+    if records:
+        conn.execute(_RECORD_SQL, [_bindable(r) for r in records])
+
+
+def _bindable(record: Record) -> Record:
+    out = dict(record)
+    for key in _TIMES:
+        value = out.get(key)
+        if isinstance(value, str):
+            out[key] = datetime.fromisoformat(value)
+    return out
 
 
 @contextmanager
@@ -220,10 +259,11 @@ def retry_at(now: datetime, attempts: int, ctx: SendContext) -> datetime:
     return now + timedelta(seconds=delay * random.uniform(0.8, 1.2))
 
 
-def outcome_row(result: SendResult, *, attempts: int, now: datetime, ctx: SendContext) -> dict[str, object]:
-    row: dict[str, object] = {"reply": result.reply, "error": None, "sent_at": None, "next_at": None}
+def outcome_row(result: SendResult, *, attempts: int, now: datetime, ctx: SendContext) -> Record:
+    """A send's result as ledger values; times as ISO text, so the same record can be journaled."""
+    row: Record = {"reply": result.reply, "error": None, "sent_at": None, "next_at": None}
     if result.outcome == "sent":
-        row.update(status=DeliveryStatus.sent.name, sent_at=db_time(now))
+        row.update(status=DeliveryStatus.sent.name, sent_at=db_time(now).isoformat())
     elif result.outcome == "permanent":
         row.update(status=DeliveryStatus.failed.name, error=result.reply)
     elif result.outcome == "uncertain":
@@ -232,7 +272,7 @@ def outcome_row(result: SendResult, *, attempts: int, now: datetime, ctx: SendCo
         row.update(status=DeliveryStatus.failed.name, error=f"gave up after {attempts} attempts: {result.reply}")
     else:
         row.update(status=DeliveryStatus.retry.name, error=result.reply,
-                   next_at=db_time(retry_at(now, attempts, ctx)))
+                   next_at=db_time(retry_at(now, attempts, ctx)).isoformat())
     return row
 
 

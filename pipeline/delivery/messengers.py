@@ -18,6 +18,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from time import perf_counter
 from typing import Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -47,6 +48,8 @@ class SendResult:
 
 
 class Messenger(Protocol):
+    build_seconds: float  # time spent making the bytes of messages, so far (the rest of send() is the transfer)
+
     def send(self, *, sender: str, template: MessageTemplate, recipient: Recipient) -> SendResult:
         """One subscriber's copy of an issue."""
 
@@ -66,9 +69,13 @@ class OutboxMessenger:
         self.folder = outbox / folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.dkim = dkim
+        self.build_seconds = 0.0
 
     def send(self, *, sender: str, template: MessageTemplate, recipient: Recipient) -> SendResult:
-        return self.send_message(sender=sender, rcpt=recipient.address, message=template.render(recipient))
+        started = perf_counter()
+        message = template.render(recipient)
+        self.build_seconds += perf_counter() - started
+        return self.send_message(sender=sender, rcpt=recipient.address, message=message)
 
     def send_message(self, *, sender: str, rcpt: str, message: bytes) -> SendResult:
         if self.dkim is not None:
@@ -106,6 +113,7 @@ class SMTPMessenger:
         self.timeout = timeout
         self.local_hostname = local_hostname
         self._smtp: smtplib.SMTP | None = None
+        self.build_seconds = 0.0
 
     def _connect(self) -> smtplib.SMTP:
         try:
@@ -155,7 +163,10 @@ class SMTPMessenger:
             replies = self._envelope(smtp, sender, rcpt)
             failed = next((r for r, ok in zip(replies, _ENVELOPE_OK) if r[0] not in ok), None)
             if failed is None:
-                smtp.send(wire() + b".\r\n")  # sendall: it returns only once every byte, the dot too, is sent
+                started = perf_counter()
+                data = wire() + b".\r\n"
+                self.build_seconds += perf_counter() - started
+                smtp.send(data)  # sendall: it returns only once every byte, the dot too, is sent
                 ended = True
                 return SendResult.from_reply(*smtp.getreply())
             if len(replies) == 3 and replies[2][0] == 354:

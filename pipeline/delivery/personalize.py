@@ -4,6 +4,7 @@ recipient's own address, Message-ID and signed links."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -30,6 +31,9 @@ class SendContext:
     secret_key: str
     claim_size: int = 50
     lease_seconds: int = 300
+    ledger_write_every: int = 100  # replies held before one bulk ledger write (journaled meanwhile)
+    ledger_write_seconds: float = 1.0
+    journal_dir: Path | None = None
     retry_base_seconds: int = 300
     max_attempts: int = 8
     failure_burst_limit: int = 50  # this many failures in a row pause the issue (bad credentials, a blocklist)

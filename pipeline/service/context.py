@@ -111,6 +111,11 @@ def dkim_signer(settings: Settings) -> DkimSigner | None:
     return _dkim(settings.mail_domain, settings.dkim_selector, settings.dkim_private_key_file)
 
 
+def journal_dir(settings: Settings) -> Path:
+    """Where senders journal their replies: JOURNAL_DIR, or 'journal' beside the outbox."""
+    return settings.journal_dir or settings.outbox_dir.parent / "journal"
+
+
 def send_context(settings: Settings) -> SendContext:
     return SendContext(
         envelope_from=settings.from_address.addr_spec,
@@ -123,6 +128,9 @@ def send_context(settings: Settings) -> SendContext:
         secret_key=settings.secret_key,
         claim_size=settings.claim_size,
         lease_seconds=settings.lease_seconds,
+        ledger_write_every=settings.ledger_write_every,
+        ledger_write_seconds=settings.ledger_write_seconds,
+        journal_dir=journal_dir(settings),
         retry_base_seconds=settings.retry_base_seconds,
         max_attempts=settings.max_attempts,
         failure_burst_limit=settings.failure_burst_limit,

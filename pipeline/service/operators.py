@@ -24,7 +24,7 @@ from pipeline.delivery.resend import resend as resend_issue
 from pipeline.digest.issues import ensure_variants
 from pipeline.errors import IssueError
 from pipeline.models import Delivery, Edition, Issue, IssueStatus, Resend, ResendScope, utcnow
-from pipeline.service.context import digest_context, engine
+from pipeline.service.context import digest_context, engine, journal_dir
 from pipeline.service.daily import issue_for
 from pipeline.settings import Settings
 
@@ -112,7 +112,8 @@ def reconcile(settings: Settings, *, now: dt.datetime | None = None) -> list[tup
     with session_scope(engine(settings)) as session:
         for issue in session.exec(select(Issue).where(Issue.status == IssueStatus.sending)).all():
             issue_id: int = issue.id  # type: ignore[assignment]
-            _uncertain, released = recover_stale_claims(session, issue_id=issue_id, now=now)
+            _uncertain, released = recover_stale_claims(session, issue_id=issue_id, now=now,
+                                                        journal_dir=journal_dir(settings))
             busy = under_way(session, issue_id=issue_id, now=now, quiet_for=quiet)
             batches = plan_batches(session, issue_id=issue_id, size=settings.send_batch_size, due_by=now,
                                    pending=released > 0 or not busy)

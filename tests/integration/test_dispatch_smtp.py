@@ -158,6 +158,8 @@ def test_unsubscribed_before_its_turn_gets_nothing(cfg, smtp_server):
 class CrashingMessenger:
     """Sends through a real SMTP messenger, then the process "dies" before message ``crash_at``."""
 
+    build_seconds = 0.0
+
     def __init__(self, inner: SMTPMessenger, crash_at: int) -> None:
         self.inner, self.crash_at, self.count = inner, crash_at, 0
 
@@ -294,6 +296,8 @@ def test_a_slow_batch_renews_its_lease_and_keeps_its_rows(cfg, smtp_server):
     class Watching:
         """Checks, as each message goes out, that the rows still claimed hold an unexpired lease."""
 
+        build_seconds = 0.0
+
         def send(self, **kw):
             with Session(service.engine(cfg)) as session:
                 soonest = session.exec(select(func.min(Delivery.lease_until)).where(
@@ -328,13 +332,14 @@ def test_a_batch_whose_claim_was_recovered_by_another_stops_instead_of_double_se
         """After two messages the sender stalls past its lease; meanwhile another process recovers the claim."""
 
         calls = 0
+        build_seconds = 0.0
 
         def send(self, **kw):
             self.calls += 1
             if self.calls == 3:
                 with Session(service.engine(cfg)) as session:
                     far = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-                    recover_stale_claims(session, issue_id=issue_id, now=far)
+                    recover_stale_claims(session, issue_id=issue_id, now=far, journal_dir=ctx.journal_dir)
                     session.commit()
             return inner.send(**kw)
 

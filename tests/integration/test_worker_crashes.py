@@ -12,22 +12,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
 
 from tests.support.cli import papermail
+from tests.support.sending import ledger_by_address as ledger
 from tests.support.services import QUEUES, free_port, start_redis, start_worker, stop, wait_until, worker_env
 from tests.support.smtp import SMTPScript
 
 DAY = "2025-03-21"
-
-
-def ledger(database_url: str) -> dict[str, str]:
-    engine = create_engine(database_url)
-    with engine.connect() as conn:
-        rows = dict(conn.execute(text(
-            "SELECT s.email, d.status FROM delivery d JOIN subscriber s ON s.id = d.subscriber_id")).all())
-    engine.dispose()
-    return rows
 
 
 def base_env(tmp_path: Path, database_url: str, smtp_url: str, broker: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import create_engine, text
 from sqlmodel import Session
 
 from pipeline import service
@@ -42,3 +43,13 @@ def counts(cfg, issue_id):
     """The issue's deliveries per status, the statuses no delivery has left out."""
     with Session(service.engine(cfg)) as session:
         return {k: v for k, v in delivery_counts(session, issue_id=issue_id).items() if v}
+
+
+def ledger_by_address(database_url):
+    """Each subscriber's delivery status, read over a connection of its own (the sender may be another process)."""
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text(
+            "SELECT s.email, d.status FROM delivery d JOIN subscriber s ON s.id = d.subscriber_id")).all())
+    engine.dispose()
+    return rows

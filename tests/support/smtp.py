@@ -10,7 +10,7 @@ import asyncio
 import email
 import email.policy
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -40,6 +40,7 @@ class SMTPScript:
     delay: float = 0.0
     pipelining: bool = False
     refuse_login: bool = False  # answer every AUTH with 535, as for bad credentials
+    on_accept: Callable[[str], None] | None = None  # called with the recipient as a message is taken, before the 250
 
 
 class RecordingHandler:
@@ -79,6 +80,8 @@ class RecordingHandler:
             return reply
         with self.lock:
             self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        if self.script.on_accept is not None:
+            self.script.on_accept(rcpt)
         return "250 2.0.0 queued"
 
     def to(self, address: str) -> list[Received]:
