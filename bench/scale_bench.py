@@ -320,7 +320,7 @@ def wait_until_sent(cfg, engine, workers: list[subprocess.Popen], timeout: float
                 counts = {state: n for state, n in info.counts.items() if n}
                 print(f"    … {counts}, {info.rate:.0f} msg/s over the last minute", flush=True)
                 next_note += 30
-        time.sleep(0.5)
+        time.sleep(0.1)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
 
     # Sending.
     send_batch_size: int = Field(1000, ge=1, description="deliveries per batch task (one SMTP connection)")
-    claim_size: int = Field(50, ge=1, description="deliveries a batch claims per transaction")
+    claim_size: int = Field(200, ge=1, description="deliveries a batch claims per transaction")
     lease_seconds: int = Field(300, ge=1, description="how long a claim is held before it counts as abandoned")
     ledger_write_every: int = Field(
         100, ge=1, le=10_000,

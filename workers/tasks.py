@@ -54,7 +54,8 @@ def send_batch(self: Task, issue_id: int, after_id: int, upto_id: int) -> dict:
     except DeliveryError as exc:
         _retry_or_raise(self, exc)
     service.finish(get_settings(), issue_id=issue_id)
-    return {"sent": result.sent, "temporary": result.temporary, "permanent": result.permanent}
+    return {"sent": result.sent, "temporary": result.temporary, "permanent": result.permanent,
+            "seconds": {stage: round(s, 4) for stage, s in result.seconds.items()}}
 
 
 @app.task(name=runner.RUN_DAY, bind=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 from pipeline.models import Edition
@@ -31,9 +32,13 @@ class MessageRef(NamedTuple):
 
 def make_message_id(*, day: dt.date, edition: Edition, uid: str, resend_id: int | None, domain: str) -> str:
     """The Message-ID of one subscriber's copy, without angle brackets."""
-    mark = "w" if edition is Edition.weekly else ""
     again = f".r{resend_id}" if resend_id is not None else ""
-    return f"{day:%Y%m%d}{mark}.{uid}{again}@{domain}"
+    return f"{_issue_mark(day, edition)}.{uid}{again}@{domain}"
+
+
+@lru_cache(maxsize=32)
+def _issue_mark(day: dt.date, edition: Edition) -> str:
+    return f"{day:%Y%m%d}" + ("w" if edition is Edition.weekly else "")
 
 
 def read_message_id(value: str | None, *, domain: str) -> MessageRef | None:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlmodel import Session
 
 from pipeline.audience.bounces import mark_permanent_failure
-from pipeline.audience.subscribers import UnsendableAddress
+from pipeline.audience.subscribers import UnsendableAddress, sendable_address
 from pipeline.compose.message import MessageTemplate
 from pipeline.delivery.journal import Journal, Record, new_claim
 from pipeline.delivery.ledger import (
@@ -42,7 +42,6 @@ from pipeline.delivery.personalize import RecipientFactory, SendContext, Templat
 from pipeline.errors import DeliveryError, IssueError, LeaseLost
 from pipeline.inbound.bounce_reports import counts_against_address
 from pipeline.models import DeliveryStatus, Issue, db_time, utcnow
-
 
 # Where a batch's time goes: claiming rows (and reading their subscribers), building each copy (links,
 # Message-ID, the bytes), the SMTP exchange, and writing results to the ledger (journal included).
@@ -186,15 +185,17 @@ def _send_claimed(conn: Connection, rows: list[Claimed], *, claim: str, lease: _
     result.seconds["claim"] += perf_counter() - started
     done = 0
     try:
-        for row in rows:
+        for i, row in enumerate(rows):
             if pacer is not None and subscribers[row.subscriber_id][2] is None:
                 # A long wait under the hourly limit keeps the lease alive, or another sender would take the rows.
                 held = len(rows) - recorder.written
                 pacer.wait(between=lambda held=held: lease.keep(still_held=held))  # type: ignore[misc]
             lease.keep(still_held=len(rows) - recorder.written)
+            # Unpaced, the next envelope travels with this message (RFC 2920): one round trip per message.
+            ahead = _next_address(rows[i + 1], subscribers) if pacer is None and i + 1 < len(rows) else None
             outcome = _send_one(row, subscribers[row.subscriber_id], claim=claim, recorder=recorder,
                                 template=templates(row.size), make_recipient=make_recipient, messenger=messenger,
-                                ctx=ctx, now=clock(), result=result)
+                                ctx=ctx, now=clock(), result=result, next_rcpt=ahead)
             done += 1
             if outcome == "sent":
                 result.failures_in_a_row = 0
@@ -223,6 +224,17 @@ def _send_claimed(conn: Connection, rows: list[Claimed], *, claim: str, lease: _
         raise
 
 
+def _next_address(row: Claimed, subscribers: dict[int, tuple[str, str, str | None]]) -> str | None:
+    """The address the next message of the claim goes to, or None when it will not be sent."""
+    email, _uid, skip_reason = subscribers[row.subscriber_id]
+    if skip_reason:
+        return None
+    try:
+        return sendable_address(email)
+    except UnsendableAddress:
+        return None
+
+
 def _write_quietly(recorder: _Recorder) -> None:
     """The replies so far, on the way out of a failed batch; if the database is what failed, the journal
     keeps them for whoever recovers the lease."""
@@ -233,17 +245,18 @@ def _write_quietly(recorder: _Recorder) -> None:
         pass
 
 
-def result_record(values: Record, *, row_id: int, claim: str, message_id: str | None, now: datetime) -> Record:
+def result_record(values: Record, *, row_id: int, claim: str, message_id: str | None, now_text: str) -> Record:
     """A ledger record (journal line) for one delivery: see :func:`pipeline.delivery.ledger.record_results`."""
-    return {**values, "message_id": message_id, "now": db_time(now).isoformat(), "id": row_id, "claim": claim}
+    return {**values, "message_id": message_id, "now": now_text, "id": row_id, "claim": claim}
 
 
 def _send_one(row: Claimed, subscriber: tuple[str, str, str | None], *, claim: str, recorder: _Recorder,
               template: MessageTemplate, make_recipient: RecipientFactory, messenger: Messenger,
-              ctx: SendContext, now: datetime, result: BatchResult) -> str:
+              ctx: SendContext, now: datetime, result: BatchResult, next_rcpt: str | None = None) -> str:
     email, uid, skip_reason = subscriber
     message_id = None
     bounce = None
+    now_text = db_time(now).isoformat()
     if skip_reason:
         # Unsubscribing or pausing takes effect at once, even for a batch already queued.
         values: Record = {"status": DeliveryStatus.skipped.name, "reply": None,
@@ -261,11 +274,12 @@ def _send_one(row: Claimed, subscriber: tuple[str, str, str | None], *, claim: s
             message_id = recipient.message_id
             built = messenger.build_seconds
             between = perf_counter()
-            sent = messenger.send(sender=ctx.envelope_from, template=template, recipient=recipient)
+            sent = messenger.send(sender=ctx.envelope_from, template=template, recipient=recipient,
+                                  next_rcpt=next_rcpt)
             building = messenger.build_seconds - built
             result.seconds["build"] += between - started + building
             result.seconds["smtp"] += perf_counter() - between - building
-        values = outcome_row(sent, attempts=row.attempts, now=now, ctx=ctx)
+        values = outcome_row(sent, attempts=row.attempts, now=now, ctx=ctx, now_text=now_text)
         outcome = sent.outcome
         if outcome != "sent":
             result.errors.append(f"{email}: {sent.reply}")
@@ -273,5 +287,6 @@ def _send_one(row: Claimed, subscriber: tuple[str, str, str | None], *, claim: s
             bounce = (row.subscriber_id, sent.reply, now)
     setattr(result, outcome, getattr(result, outcome) + 1)
     # Journaled before the next message goes out; in the ledger with the next bulk write.
-    recorder.add(result_record(values, row_id=row.id, claim=claim, message_id=message_id, now=now), bounce=bounce)
+    recorder.add(result_record(values, row_id=row.id, claim=claim, message_id=message_id, now_text=now_text),
+                 bounce=bounce)
     return outcome

@@ -29,7 +29,7 @@ class SendContext:
     mail_domain: str
     unsubscribe_mailbox: str
     secret_key: str
-    claim_size: int = 50
+    claim_size: int = 200
     lease_seconds: int = 300
     ledger_write_every: int = 100  # replies held before one bulk ledger write (journaled meanwhile)
     ledger_write_seconds: float = 1.0

@@ -168,10 +168,15 @@ def send_range(settings: Settings, *, issue_id: int, after_id: int, upto_id: int
     try:
         pacer = pacer_for(per_second=settings.send_rate_per_second, per_hour=settings.send_rate_per_hour,
                           storage_uri=settings.rate_limit_storage)
-        return send_batch(engine(settings), issue_id=issue_id, after_id=after_id, upto_id=upto_id,
-                          messenger=messenger, ctx=send_context(settings), pacer=pacer)
+        result = send_batch(engine(settings), issue_id=issue_id, after_id=after_id, upto_id=upto_id,
+                            messenger=messenger, ctx=send_context(settings), pacer=pacer)
     finally:
         messenger.close()
+    log.info("batch (%s, %s] of issue %s: %s sent, %s to retry, %s failed, %s uncertain, %s skipped; seconds %s",
+             after_id, upto_id, issue_id, result.sent, result.temporary, result.permanent, result.uncertain,
+             result.skipped, ", ".join(f"{stage} {s:.3f}" for stage, s in result.seconds.items()),
+             extra={"batch_result": result})
+    return result
 
 
 # Waits before the same batch tries the server again when it cannot be reached at all: about two minutes
