@@ -62,9 +62,17 @@ class Recipient:
 
 
 def qp_value(value: str) -> bytes:
-    """A slot value as quoted-printable: '=' escaped, lines wrapped with soft breaks."""
-    if "=" not in value:  # the usual case: URLs and addresses, cut anywhere
-        pieces = [value[i : i + 75] for i in range(0, len(value), 75)] or [""]
+    """A slot value as quoted-printable: '=' escaped, lines wrapped with soft breaks, and no line
+    starting with '.' (on the wire a server would take it for dot-stuffing, RFC 5321 §4.5.2)."""
+    if "=" not in value and not value.startswith("."):  # the usual case: URLs, cut anywhere but before a dot
+        pieces, start = [], 0
+        while len(value) - start > 75:
+            cut = start + 75
+            while value[cut] == "." and cut > start + 1:
+                cut -= 1
+            pieces.append(value[start:cut])
+            start = cut
+        pieces.append(value[start:])
     else:
         pieces, line = [], ""
         for char in value:
@@ -72,6 +80,8 @@ def qp_value(value: str) -> bytes:
             if len(line) + len(escaped) > 75:
                 pieces.append(line)
                 line = ""
+            if not line and escaped == ".":
+                escaped = "=2E"
             line += escaped
         pieces.append(line)
     return "=\r\n".join(pieces).encode("ascii")
@@ -113,7 +123,8 @@ class MessageTemplate:
 
     def __init__(self, segments: list[Segment]) -> None:
         self._segments = _merge(segments)
-        self._wire = _merge([dot_stuff(s) if isinstance(s, bytes) else s for s in segments])
+        # Stuffed after merging: a '.' that starts a segment may start a line the segment before ended.
+        self._wire = [dot_stuff(s) if isinstance(s, bytes) else s for s in self._segments]
 
     @classmethod
     def build(
