@@ -67,6 +67,13 @@ SENDER = b"digest@papermail.localhost"
 STAGES = ("claim", "build", "smtp", "ledger")
 
 
+def busy_seconds() -> float:
+    """CPU time spent by every process on the machine so far (user, nice, system, irq, softirq), in seconds."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def machine() -> dict[str, Any]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
@@ -142,6 +149,7 @@ def floor_run(n: int, processes: int, message: Path) -> dict[str, Any]:
         procs.add(*senders)
         for s in senders:
             assert s.stdout is not None and s.stdout.readline().strip() == "ready"
+        busy = busy_seconds()
         start = time.perf_counter()
         for s in senders:
             assert s.stdin is not None
@@ -149,12 +157,13 @@ def floor_run(n: int, processes: int, message: Path) -> dict[str, Any]:
             s.stdin.flush()
         results = [json.loads(s.communicate(timeout=3600)[0].strip().splitlines()[-1]) for s in senders]
         wall = time.perf_counter() - start
+        busy = busy_seconds() - busy
         messages, distinct, dup = sink_stats(port)
         sink_cpu = cpu_seconds(sink.pid)
     finally:
         procs.close()
     return {"kind": "floor", "processes": processes, "n": n, "wall": wall, "cpu": [r["cpu"] for r in results],
-            "sink_cpu": sink_cpu, "rss_mb": [], "stages": {},
+            "sink_cpu": sink_cpu, "rss_mb": [], "stages": {}, "machine_cpu": busy,
             "exactly_once": messages == n and distinct == n and dup == 0, "sent_rows": None}
 
 
@@ -249,6 +258,7 @@ def celery_run(n: int, processes: int, args: argparse.Namespace, *, dkim: str | 
         engine = create_engine(database_url)
         stack.callback(engine.dispose)
         started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        busy = busy_seconds()
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "pipeline", "send", "--date", DAY.isoformat()], env=env, cwd=tmp,
                        check=True, stdout=subprocess.DEVNULL, timeout=600)
@@ -258,6 +268,7 @@ def celery_run(n: int, processes: int, args: argparse.Namespace, *, dkim: str | 
             print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
             raise
         wall = time.perf_counter() - start
+        busy = busy_seconds() - busy
         wait_until(lambda: sink_stats(port)[0] >= states.get("sent", 0), "the sink's count", timeout=30,
                    interval=0.1)
         received = sink_dump(port, tmp / "received.json")
@@ -272,7 +283,7 @@ def celery_run(n: int, processes: int, args: argparse.Namespace, *, dkim: str | 
     once = len(received) == n and all(c == 1 for c in received.values()) and set(received) == {
         address(i) for i in range(n)}
     return {"kind": "celery" + (f"+dkim-{dkim}" if dkim else ""), "db": args.db, "processes": processes, "n": n,
-            "wall": wall, "cpu": cpu, "sink_cpu": sink_cpu, "rss_mb": rss, "stages": stages,
+            "wall": wall, "cpu": cpu, "sink_cpu": sink_cpu, "rss_mb": rss, "stages": stages, "machine_cpu": busy,
             "status_ms": sorted(s * 1e3 for s in status_seconds), "states": states,
             "first_sent_after": (first - started_at).total_seconds(), "sending": (last - first).total_seconds(),
             "exactly_once": once and sent_rows == n, "sent_rows": sent_rows}
@@ -321,6 +332,7 @@ def embedded_run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             env.update(DATABASE_URL=database_url, SMTP_URL=smtp_url, SECRET_KEY=SECRET, ENVIRONMENT="test",
                        BASE_URL=cfg.base_url, OUTBOX_DIR=str(tmp / "outbox"), SEND_BATCH_SIZE=str(args.batch_size),
                        CLAIM_SIZE=str(args.claim_size))
+            busy = busy_seconds()
             start = time.perf_counter()
             child = subprocess.Popen([sys.executable, __file__, "--child", "embedded"], cwd=tmp, env=env,
                                      stdout=subprocess.PIPE, text=True)
@@ -328,6 +340,7 @@ def embedded_run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             out = child.stdout.read()
             _pid, status, usage = os.wait4(child.pid, 0)
             wall = time.perf_counter() - start
+            busy = busy_seconds() - busy
             child.returncode = os.waitstatus_to_exitcode(status)
             if child.returncode:
                 raise RuntimeError(f"the embedded send exited with {child.returncode}")
@@ -343,7 +356,7 @@ def embedded_run(n: int, args: argparse.Namespace) -> dict[str, Any]:
     once = len(received) == n and all(c == 1 for c in received.values())
     return {"kind": "embedded", "db": "sqlite", "processes": 1, "n": n, "wall": wall,
             "cpu": [usage.ru_utime + usage.ru_stime], "sink_cpu": sink_cpu, "rss_mb": [usage.ru_maxrss / 1024],
-            "stages": stages, "exactly_once": once and sent_rows == n, "sent_rows": sent_rows}
+            "stages": stages, "machine_cpu": busy, "exactly_once": once and sent_rows == n, "sent_rows": sent_rows}
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -365,6 +378,10 @@ def report(rows: list[dict[str, Any]]) -> None:
         print(f"{label:<24} {r['processes']:>5} {r['n']:>9,} {r['wall']:>8.1f} {rate:>7,.0f} {ratio:>7} "
               f"{', '.join(f'{c:.1f}' for c in r['cpu']):>18} {r['sink_cpu']:>8.1f} {rss:>12}  {stages:<27} "
               f"{'yes' if r['exactly_once'] else 'NO'}")
+        if r.get("machine_cpu") is not None:
+            own = sum(r["cpu"]) + r["sink_cpu"]
+            print(f"{'':<24} the machine was {r['machine_cpu'] / (r['wall'] * (os.cpu_count() or 1)):.0%} busy; "
+                  f"CPU s outside the senders and the sink (database, broker, …): {r['machine_cpu'] - own:.1f}")
         if r.get("sending"):
             print(f"{'':<24} first message {r['first_sent_after']:.1f} s after `papermail send` started; first to last "
                   f"message {r['sending']:.1f} s ({r['n'] / r['sending']:,.0f} msg/s)")
@@ -418,7 +435,8 @@ def main() -> None:
         message.write_bytes(one_message(tmp, args))
         print(f"message: {len(message.read_bytes()) / 1000:.1f} kB", flush=True)
         if "floor" in only:
-            for processes in sorted({args.workers, 1}, reverse=True):
+            # One process too when the embedded default (one process) is measured against it.
+            for processes in sorted({args.workers, 1} if "embedded" in only else {args.workers}, reverse=True):
                 rows.append(floor_run(args.n, processes, message))
                 print(f"  floor, {processes} process(es): {rows[-1]['wall']:.1f} s", flush=True)
     if "celery" in only:

@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from pipeline.audience.bounces import mark_permanent_failure
 from pipeline.audience.subscribers import UnsendableAddress, sendable_address
-from pipeline.compose.message import MessageTemplate
+from pipeline.compose.message import Recipient
 from pipeline.delivery.journal import Journal, Record, new_claim
 from pipeline.delivery.ledger import (
     Claimed,
@@ -184,6 +184,7 @@ def _send_claimed(conn: Connection, rows: list[Claimed], *, claim: str, lease: _
     subscribers = subscribers_at_send(conn, [row.subscriber_id for row in rows])
     result.seconds["claim"] += perf_counter() - started
     done = 0
+    ahead = _Ahead(rows, subscribers, templates=templates, make_recipient=make_recipient, messenger=messenger)
     try:
         for i, row in enumerate(rows):
             if pacer is not None and subscribers[row.subscriber_id][2] is None:
@@ -191,11 +192,12 @@ def _send_claimed(conn: Connection, rows: list[Claimed], *, claim: str, lease: _
                 held = len(rows) - recorder.written
                 pacer.wait(between=lambda held=held: lease.keep(still_held=held))  # type: ignore[misc]
             lease.keep(still_held=len(rows) - recorder.written)
-            # Unpaced, the next envelope travels with this message (RFC 2920): one round trip per message.
-            ahead = _next_address(rows[i + 1], subscribers) if pacer is None and i + 1 < len(rows) else None
-            outcome = _send_one(row, subscribers[row.subscriber_id], claim=claim, recorder=recorder,
-                                template=templates(row.size), make_recipient=make_recipient, messenger=messenger,
-                                ctx=ctx, now=clock(), result=result, next_rcpt=ahead)
+            # Unpaced, the next message's envelope travels with this one (RFC 2920), and its bytes are built
+            # while the server reads this one: one round trip per message, and no idle server while we build.
+            following = i + 1 if pacer is None and i + 1 < len(rows) else None
+            outcome = _send_one(row, subscribers[row.subscriber_id], claim=claim, recorder=recorder, ahead=ahead,
+                                index=i, following=following, messenger=messenger, ctx=ctx, now=clock(),
+                                result=result)
             done += 1
             if outcome == "sent":
                 result.failures_in_a_row = 0
@@ -224,15 +226,49 @@ def _send_claimed(conn: Connection, rows: list[Claimed], *, claim: str, lease: _
         raise
 
 
-def _next_address(row: Claimed, subscribers: dict[int, tuple[str, str, str | None]]) -> str | None:
-    """The address the next message of the claim goes to, or None when it will not be sent."""
-    email, _uid, skip_reason = subscribers[row.subscriber_id]
-    if skip_reason:
-        return None
-    try:
-        return sendable_address(email)
-    except UnsendableAddress:
-        return None
+class _Ahead:
+    """Each message of a claim built once: the recipient's values and the bytes the messenger will send,
+    made while the server is reading the message before it, or when its turn comes."""
+
+    def __init__(self, rows: list[Claimed], subscribers: dict[int, tuple[str, str, str | None]], *,
+                 templates: TemplateCache, make_recipient: RecipientFactory, messenger: Messenger) -> None:
+        self._rows, self._subscribers = rows, subscribers
+        self._templates, self._make, self._messenger = templates, make_recipient, messenger
+        self._built: dict[int, tuple[Recipient, bytes] | Exception] = {}
+        self.seconds = 0.0  # spent building
+
+    def address(self, index: int) -> str | None:
+        """Where message ``index`` goes (cheap: the message is not built), or None when it will not be sent."""
+        email, _uid, skip_reason = self._subscribers[self._rows[index].subscriber_id]
+        if skip_reason:
+            return None
+        try:
+            return sendable_address(email)  # what the recipient factory will give
+        except UnsendableAddress:
+            return None
+
+    def build(self, index: int) -> tuple[Recipient, bytes] | Exception | None:
+        """Message ``index`` as (recipient, bytes), the error that keeps it from being built, or None if skipped."""
+        row = self._rows[index]
+        email, uid, skip_reason = self._subscribers[row.subscriber_id]
+        if skip_reason:
+            return None
+        built = self._built.get(index)
+        if built is None:
+            started = perf_counter()
+            try:
+                recipient = self._make(email, uid, row.resend_id)
+                built = (recipient, self._messenger.wire_for(self._templates(row.size), recipient))
+            except Exception as exc:  # noqa: BLE001 - kept for its own turn, never blamed on the message in flight
+                built = exc
+            self._built[index] = built
+            self.seconds += perf_counter() - started
+        return built
+
+    def take(self, index: int) -> tuple[Recipient, bytes] | Exception | None:
+        built = self.build(index)
+        self._built.pop(index, None)
+        return built
 
 
 def _write_quietly(recorder: _Recorder) -> None:
@@ -251,9 +287,9 @@ def result_record(values: Record, *, row_id: int, claim: str, message_id: str | 
 
 
 def _send_one(row: Claimed, subscriber: tuple[str, str, str | None], *, claim: str, recorder: _Recorder,
-              template: MessageTemplate, make_recipient: RecipientFactory, messenger: Messenger,
-              ctx: SendContext, now: datetime, result: BatchResult, next_rcpt: str | None = None) -> str:
-    email, uid, skip_reason = subscriber
+              ahead: _Ahead, index: int, following: int | None, messenger: Messenger, ctx: SendContext,
+              now: datetime, result: BatchResult) -> str:
+    email, _uid, skip_reason = subscriber
     message_id = None
     bounce = None
     now_text = db_time(now).isoformat()
@@ -263,22 +299,23 @@ def _send_one(row: Claimed, subscriber: tuple[str, str, str | None], *, claim: s
                           "error": skip_reason, "sent_at": None, "next_at": None}
         outcome = "skipped"
     else:
-        started = perf_counter()
-        try:
-            recipient = make_recipient(email, uid, row.resend_id)
-        except UnsendableAddress as exc:
+        building = ahead.seconds
+        built = ahead.take(index)
+        if isinstance(built, UnsendableAddress):
             # This one address, not the batch: nothing was sent, and it is no bounce either.
-            sent = SendResult("permanent", None, f"not sent: {exc}"[:1000])
-            result.seconds["build"] += perf_counter() - started
+            sent = SendResult("permanent", None, f"not sent: {built}"[:1000])
+        elif isinstance(built, Exception):
+            raise built
         else:
+            recipient, wire = built  # type: ignore[misc]
             message_id = recipient.message_id
-            built = messenger.build_seconds
-            between = perf_counter()
-            sent = messenger.send(sender=ctx.envelope_from, template=template, recipient=recipient,
-                                  next_rcpt=next_rcpt)
-            building = messenger.build_seconds - built
-            result.seconds["build"] += between - started + building
-            result.seconds["smtp"] += perf_counter() - between - building
+            next_rcpt = ahead.address(following) if following is not None else None
+            started = perf_counter()
+            before = ahead.seconds
+            sent = messenger.send(sender=ctx.envelope_from, recipient=recipient, wire=wire, next_rcpt=next_rcpt,
+                                  meanwhile=(lambda: ahead.build(following)) if following is not None else None)
+            result.seconds["smtp"] += perf_counter() - started - (ahead.seconds - before)
+        result.seconds["build"] += ahead.seconds - building
         values = outcome_row(sent, attempts=row.attempts, now=now, ctx=ctx, now_text=now_text)
         outcome = sent.outcome
         if outcome != "sent":

@@ -18,7 +18,6 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from time import perf_counter
 from typing import Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -48,11 +47,13 @@ class SendResult:
 
 
 class Messenger(Protocol):
-    build_seconds: float  # time spent making the bytes of messages, so far (the rest of send() is the transfer)
+    def wire_for(self, template: MessageTemplate, recipient: Recipient) -> bytes:
+        """The bytes ``send`` takes for one subscriber's copy of an issue (signed when DKIM is on)."""
 
-    def send(self, *, sender: str, template: MessageTemplate, recipient: Recipient,
-             next_rcpt: str | None = None) -> SendResult:
-        """One subscriber's copy of an issue; ``next_rcpt`` is whom the next call will send to, if known."""
+    def send(self, *, sender: str, recipient: Recipient, wire: bytes, next_rcpt: str | None = None,
+             meanwhile: Callable[[], object] | None = None) -> SendResult:
+        """One subscriber's copy, as ``wire_for`` made it. ``next_rcpt`` is whom the next call will send to,
+        if known; ``meanwhile`` is work to do while the server reads this message."""
 
     def send_message(self, *, sender: str, rcpt: str, message: bytes) -> SendResult:
         """A one-off message (a confirmation), already encoded with CRLF line ends."""
@@ -70,18 +71,22 @@ class OutboxMessenger:
         self.folder = outbox / folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.dkim = dkim
-        self.build_seconds = 0.0
 
-    def send(self, *, sender: str, template: MessageTemplate, recipient: Recipient,
-             next_rcpt: str | None = None) -> SendResult:
-        started = perf_counter()
+    def wire_for(self, template: MessageTemplate, recipient: Recipient) -> bytes:
         message = template.render(recipient)
-        self.build_seconds += perf_counter() - started
-        return self.send_message(sender=sender, rcpt=recipient.address, message=message)
+        return message if self.dkim is None else self.dkim.sign(message)
+
+    def send(self, *, sender: str, recipient: Recipient, wire: bytes, next_rcpt: str | None = None,
+             meanwhile: Callable[[], object] | None = None) -> SendResult:
+        sent = self._write(recipient.address, wire)
+        if meanwhile is not None:
+            meanwhile()
+        return sent
 
     def send_message(self, *, sender: str, rcpt: str, message: bytes) -> SendResult:
-        if self.dkim is not None:
-            message = self.dkim.sign(message)
+        return self._write(rcpt, message if self.dkim is None else self.dkim.sign(message))
+
+    def _write(self, rcpt: str, message: bytes) -> SendResult:
         path = self.folder / f"{_UNSAFE_NAME.sub('_', rcpt)}.eml"
         tmp = path.with_suffix(".eml.tmp")
         tmp.write_bytes(message)
@@ -122,7 +127,6 @@ class SMTPMessenger:
         self.local_hostname = local_hostname
         self._smtp: smtplib.SMTP | None = None
         self._ahead: tuple[tuple[str, str], list[tuple[int, bytes]]] | None = None  # (sender, rcpt), replies
-        self.build_seconds = 0.0
 
     def _connect(self) -> smtplib.SMTP:
         try:
@@ -146,24 +150,27 @@ class SMTPMessenger:
             raise DeliveryError(f"cannot connect to SMTP server {self.host}:{self.port}: {exc}") from exc
         return smtp
 
-    def send(self, *, sender: str, template: MessageTemplate, recipient: Recipient,
-             next_rcpt: str | None = None) -> SendResult:
-        if self.dkim is not None:
-            # Signed as it will be read; on the wire, the template's own stuffed form behind the signature,
-            # so the dot-stuffing regex runs over a few hundred bytes of header, not the whole message.
-            dkim = self.dkim
-            return self._transact(sender, recipient.address, lambda: dot_stuff(dkim.signature(
-                template.render(recipient))) + template.render_wire(recipient), next_rcpt)
-        return self._transact(sender, recipient.address, lambda: template.render_wire(recipient), next_rcpt)
+    def wire_for(self, template: MessageTemplate, recipient: Recipient) -> bytes:
+        """The copy as SMTP DATA, dot-stuffed, without the final "."."""
+        if self.dkim is None:
+            return template.render_wire(recipient)
+        # Signed as it will be read; on the wire, the template's own stuffed form behind the signature,
+        # so the dot-stuffing regex runs over a few hundred bytes of header, not the whole message.
+        return dot_stuff(self.dkim.signature(template.render(recipient))) + template.render_wire(recipient)
+
+    def send(self, *, sender: str, recipient: Recipient, wire: bytes, next_rcpt: str | None = None,
+             meanwhile: Callable[[], object] | None = None) -> SendResult:
+        return self._transact(sender, recipient.address, wire, next_rcpt, meanwhile)
 
     def send_message(self, *, sender: str, rcpt: str, message: bytes) -> SendResult:
         if not message.endswith(b"\r\n"):
             message += b"\r\n"
         if self.dkim is not None:
             message = self.dkim.sign(message)
-        return self._transact(sender, rcpt, lambda: dot_stuff(message))
+        return self._transact(sender, rcpt, dot_stuff(message))
 
-    def _transact(self, sender: str, rcpt: str, wire: Callable[[], bytes], next_rcpt: str | None = None) -> SendResult:
+    def _transact(self, sender: str, rcpt: str, wire: bytes, next_rcpt: str | None = None,
+                  meanwhile: Callable[[], object] | None = None) -> SendResult:
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead[0] != (sender, rcpt):
             self._drop()  # the envelope sent ahead was for another message: abandon it, unended
@@ -177,14 +184,14 @@ class SMTPMessenger:
             replies = ahead[1] if ahead is not None else self._envelope(smtp, sender, rcpt)
             failed = next((r for r, ok in zip(replies, _ENVELOPE_OK) if r[0] not in ok), None)
             if failed is None:
-                started = perf_counter()
-                data = wire() + b".\r\n"
-                self.build_seconds += perf_counter() - started
+                data = wire + b".\r\n"
                 pipelined = next_rcpt is not None and smtp.has_extn("pipelining")
                 if pipelined:
                     data += _envelope_commands(sender, next_rcpt)  # type: ignore[arg-type]
                 smtp.send(data)  # sendall: it returns only once every byte, the dot too, is sent
                 ended = True
+                if meanwhile is not None:
+                    meanwhile()  # while the server reads it (an interruption here leaves this message uncertain)
                 result = SendResult.from_reply(*smtp.getreply())
                 if pipelined:
                     self._read_ahead(smtp, (sender, next_rcpt))  # type: ignore[arg-type]
