@@ -381,7 +381,8 @@ def report(rows: list[dict[str, Any]]) -> None:
         if r.get("machine_cpu") is not None:
             own = sum(r["cpu"]) + r["sink_cpu"]
             print(f"{'':<24} the machine was {r['machine_cpu'] / (r['wall'] * (os.cpu_count() or 1)):.0%} busy; "
-                  f"CPU s outside the senders and the sink (database, broker, …): {r['machine_cpu'] - own:.1f}")
+                  f"CPU s outside the senders and the sink (database, broker, kernel, anything else): "
+                  f"{r['machine_cpu'] - own:.1f}")
         if r.get("sending"):
             print(f"{'':<24} first message {r['first_sent_after']:.1f} s after `papermail send` started; first to last "
                   f"message {r['sending']:.1f} s ({r['n'] / r['sending']:,.0f} msg/s)")

@@ -32,8 +32,6 @@ _SLOT_RE = re.compile("|".join(re.escape(s) for s in slots.BODY_SLOTS))
 _HEADER_SLOT_RE = re.compile(
     "|".join(re.escape(s) for s in (slots.RECIPIENT, slots.MESSAGE_ID, slots.UNSUBSCRIBE_URL, slots.UNSUBSCRIBE_MAILTO))
 )
-# A "." at the start of a line must be doubled on the wire (RFC 5321 §4.5.2).
-_LINE_START_DOT = re.compile(rb"(?<=\r\n)\.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +195,9 @@ class MessageTemplate:
 
 
 def dot_stuff(data: bytes) -> bytes:
-    """SMTP transparency: double a '.' that starts a line."""
-    return _LINE_START_DOT.sub(b"..", data)
+    """SMTP transparency (RFC 5321 §4.5.2): double a '.' that starts a line after the first (a message
+    starts with a header field, never with a '.')."""
+    return data.replace(b"\r\n.", b"\r\n..")
 
 
 def _merge(segments: list[Segment]) -> list[Segment]:

@@ -21,6 +21,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from pipeline.errors import ConfigError
+
 Record = dict[str, object]
 
 
@@ -49,10 +51,14 @@ class Journal:
         self._fd: int | None = None
         self.path: Path | None = None
         if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
             self.path = _path(directory, claim)
-            # Created before the first claim, so "no file" always means "not this machine's".
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                # Created before the first claim, so "no file" always means "not this machine's".
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            except OSError as exc:
+                raise ConfigError(f"cannot write the send journal in {directory} (JOURNAL_DIR): "
+                                  f"{exc.strerror}") from exc
 
     def append(self, record: Record) -> None:
         if self._fd is not None:

@@ -155,7 +155,7 @@ class SMTPMessenger:
         if self.dkim is None:
             return template.render_wire(recipient)
         # Signed as it will be read; on the wire, the template's own stuffed form behind the signature,
-        # so the dot-stuffing regex runs over a few hundred bytes of header, not the whole message.
+        # so only a few hundred bytes of header are stuffed per subscriber, not the whole message.
         return dot_stuff(self.dkim.signature(template.render(recipient))) + template.render_wire(recipient)
 
     def send(self, *, sender: str, recipient: Recipient, wire: bytes, next_rcpt: str | None = None,

@@ -90,3 +90,17 @@ def test_without_its_journal_at_most_the_write_window_and_one_become_uncertain(t
     assert {e for e, s in rows.items() if s == "sent"} == set(emails) - set(uncertain)
     status = papermail(tmp_path, "status", "--date", DAY, env=env).stdout
     assert all(address in status for address in uncertain)
+
+
+def test_an_unwritable_journal_stops_the_send_with_one_line_and_loses_nothing(tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    env = {"JOURNAL_DIR": str(blocker / "journal")}
+    papermail(tmp_path, "init", "--demo", env=env)
+    failed = papermail(tmp_path, "run", "--source", "sample", env=env, check=False)
+    assert failed.returncode != 0
+    assert "JOURNAL_DIR" in failed.stderr and "Traceback" not in failed.stderr + failed.stdout
+    assert not list((tmp_path / "var" / "outbox").glob("*/*.eml"))  # nothing went out unrecorded
+
+    papermail(tmp_path, "send", "--date", DAY)  # the default journal, beside the outbox: all three go out
+    assert len(list((tmp_path / "var" / "outbox").glob("*/*.eml"))) == 3
