@@ -24,6 +24,7 @@ from mjml import mjml2html
 from premailer import Premailer
 
 from pipeline.compose import slots
+from pipeline.compose.snippets import snippet
 from pipeline.errors import RenderError
 from pipeline.text import clean_text
 
@@ -140,7 +141,7 @@ def _paper(item: dict[str, Any]) -> dict[str, Any]:
         "title": truncate(clean_text(item.get("title")), TITLE_LIMIT) or "Untitled",
         "url": safe_url(item.get("url")),
         "authors": short_authors(item.get("authors")),
-        "summary": truncate(clean_text(item.get("summary")), SUMMARY_LIMIT),
+        "summary": snippet(clean_text(item.get("summary")), SUMMARY_LIMIT),
         "upvotes": upvotes,
         "comments": comments,
         "stars": stars,
