@@ -30,7 +30,12 @@ from pipeline.text import clean_text
 
 SUBJECT_LIMIT = 150
 TITLE_LIMIT = 200
+log = logging.getLogger(__name__)
+
 SUMMARY_LIMIT = 280  # about three lines at 640 px
+SHORT_SUMMARY_LIMIT = 140  # when the whole digest would be too long
+HTML_LIMIT = 90_000  # bytes of HTML: Gmail clips a message past about 102 KB, and what it cuts is the footer
+SLOT_ALLOWANCE = 2_000  # the subscriber's own links are longer than their placeholders
 WHY_LIMIT = 160
 MAX_AUTHORS = 3
 TEXT_WIDTH = 78
@@ -223,7 +228,6 @@ def render_digest(
         "subject": subject,
         "list_name": clean_text(ctx.list_name),
         "date_long": date_long,
-        "papers": papers,
         "archive_url": safe_url(ctx.archive_url),
         "site_url": site_url,
         "site_host": urlsplit(site_url).hostname if site_url else "",
@@ -231,7 +235,39 @@ def render_digest(
         "unsubscribe_url": slots.UNSUBSCRIBE_URL,
         "preferences_url": slots.PREFERENCES_URL,
     }
-    html_env, text_env = _environments((templates_dir or templates_path()).resolve())
+    envs = _environments((templates_dir or templates_path()).resolve())
+    rendered = _render_digest(envs, values, papers)
+    if _fits(rendered):
+        return rendered
+    # Too long to arrive whole: shorter snippets, then none, from the lowest-ranked paper up. The papers,
+    # their links and the footer always stay.
+    papers = [{**p, "summary": snippet(p["summary"], SHORT_SUMMARY_LIMIT)} for p in papers]
+    rendered = _render_digest(envs, values, papers)
+    if _fits(rendered):
+        return rendered
+    best, low, high = None, 0, len(papers) - 1  # how many papers keep a snippet: the most that fits, by halving
+    while low <= high:
+        keep = (low + high) // 2
+        candidate = _render_digest(envs, values, [p if i < keep else {**p, "summary": ""}
+                                                  for i, p in enumerate(papers)])
+        fits = _fits(candidate)
+        if fits or keep == 0:
+            best = candidate
+        low, high = (keep + 1, high) if fits else (low, keep - 1)
+    best = best or rendered
+    if not _fits(best):
+        log.warning("the %s digest's HTML is %d bytes even without snippets", ctx.issue_date, len(best.html))
+    return best
+
+
+def _fits(rendered: RenderedIssue) -> bool:
+    return len(rendered.html.encode()) + SLOT_ALLOWANCE <= HTML_LIMIT
+
+
+def _render_digest(envs: tuple[jinja2.Environment, jinja2.Environment], values: dict[str, Any],
+                   papers: list[dict[str, Any]]) -> RenderedIssue:
+    html_env, text_env = envs
+    values = {**values, "papers": papers}
     try:
         mjml = html_env.get_template("digest.mjml").render(values)
         text = text_env.get_template("digest.txt").render(values)
@@ -246,7 +282,7 @@ def render_digest(
         for part, body in (("HTML", html), ("text", text)):
             if slot not in body:
                 raise RenderError(f"placeholder {slot!r} missing from the {part} part")
-    return RenderedIssue(subject=subject, html=html, text=text)
+    return RenderedIssue(subject=values["subject"], html=html, text=text)
 
 
 def render_confirmation(*, list_name: str, confirm_url: str, list_address: str, expiry_days: int,

@@ -348,8 +348,9 @@ def template_copy(tmp_path) -> Path:
 
 
 def test_lost_placeholder_raises(template_copy):
-    footer = template_copy / "_footer.mjml"
-    footer.write_text(footer.read_text().replace("{{ unsubscribe_url }}", "https://example.org/u"))
+    for name in ("_footer.mjml", "digest.mjml"):  # the footer's link and the one at the top
+        page = template_copy / name
+        page.write_text(page.read_text().replace("{{ unsubscribe_url }}", "https://example.org/u"))
     with pytest.raises(RenderError, match=slots.UNSUBSCRIBE_URL) as err:
         render_digest(sample_items(2), ctx=CTX, templates_dir=template_copy)
     assert "\n" not in str(err.value)
