@@ -1,6 +1,6 @@
 """Build the sample day's issue with the real pipeline and screenshot it at phone and desktop widths.
 
-    .venv/bin/python scripts/screenshot_digest.py [OUT_DIR]   # default var/screenshots/
+    [DIGEST_SIZE=25] .venv/bin/python scripts/screenshot_digest.py [OUT_DIR]   # default var/screenshots/, 10 papers
 
 Writes digest.html, digest.txt, digest-375.png and digest-1280.png for a human
 to look at. Uses Debian's chromium (never `playwright install`) with the
@@ -9,6 +9,7 @@ flags that keep it off the network (no background fetches, no component updates)
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +37,8 @@ CHROMIUM_ARGS = [
 def sample_issue(work: Path) -> RenderedIssue:
     """The real daily job's issue for the bundled sample day, built in a throwaway database."""
     cfg = Settings(_env_file=None, database_url=f"sqlite:///{work / 'screens.db'}", outbox_dir=work / "outbox",  # type: ignore[call-arg]
-                   base_url="https://papers.example.org", mail_from="Trending ML Papers <digest@papers.example.org>")
+                   base_url="https://papers.example.org", mail_from="Trending ML Papers <digest@papers.example.org>",
+                   digest_size=int(os.environ.get("DIGEST_SIZE", "10")))
     service.ingest(cfg, day=service.sample_day(), source=service.SAMPLE)
     issue, _ = service.build(cfg, day=service.sample_day())
     return RenderedIssue(subject=issue.subject, html=issue.html, text=issue.text)

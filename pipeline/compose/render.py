@@ -136,9 +136,10 @@ def _paper(item: dict[str, Any]) -> dict[str, Any]:
     upvotes, comments, stars = (
         _count(item.get(key)) for key in ("upvotes", "comments", "github_stars")
     )
+    # In words: an icon says nothing to a screen reader, and 💬 is an empty box without an emoji font.
     figures = [
-        f"{icon} {n} {noun}{'' if n == 1 else 's'}"
-        for icon, n, noun in (("▲", upvotes, "upvote"), ("💬", comments, "comment"), ("★", stars, "star"))
+        f"{n:,} {noun}{'' if n == 1 else 's'}"
+        for n, noun in ((upvotes, "upvote"), (comments, "comment"), (stars, "star"))
         if n is not None
     ]
     return {

@@ -132,7 +132,8 @@ def _span(hours: float) -> str:
 
 
 def why_trending(score: TrendScore) -> str:
-    """A short human line naming what drives the score, biggest contribution first."""
+    """A short human line naming what drives the score: the gains (the velocity the score is about) first,
+    the bigger contribution of the two leading, then the paper's GitHub stars, a total."""
     phrases: list[tuple[float, str]] = []
     window = "since it was listed" if score.baseline == "listing" else f"in {_span(score.span_hours)}"
     if score.upvotes_gained:
@@ -141,11 +142,11 @@ def why_trending(score: TrendScore) -> str:
     if score.comments_gained:
         noun = "comment" if score.comments_gained == 1 else "comments"
         phrases.append((score.comment_part, f"+{score.comments_gained} {noun}"))
+    phrases.sort(key=lambda p: -p[0])
     if score.github_stars:
         phrases.append((score.star_part, f"{score.github_stars:,} GitHub stars"))
     if not phrases:
         return "New on the list"
-    phrases.sort(key=lambda p: -p[0])
     return " · ".join(text for _, text in phrases)
 
 

@@ -64,14 +64,14 @@ def test_too_long_a_day_loses_snippets_from_the_bottom_and_keeps_everything_else
     footer_unsubscribe = len(hrefs) - 1 - hrefs[::-1].index(slots.UNSUBSCRIBE_URL)
     assert footer_unsubscribe > hrefs.index(worst_day()[-1]["project_page"])  # after the last paper
     # The snippets kept are the top-ranked papers' (the first cards).
-    cards = rendered.html.split('class="card"')[1:]
+    cards = rendered.html.split(' id="p')[1:]
     with_snippet = ["Training large models" in card for card in cards]
     assert with_snippet == sorted(with_snippet, reverse=True)
 
 
 def test_an_unsubscribe_and_a_view_in_browser_link_come_before_the_first_paper():
     rendered = render_digest(worst_day(), ctx=CTX)
-    first_paper = rendered.html.index('class="card"')
+    first_paper = rendered.html.index('class="card"')  # the contents, then the papers
     top = Doc(rendered.html[:first_paper]).anchors()
     assert {a["href"] for a in top} >= {slots.UNSUBSCRIBE_URL, CTX.archive_url}
     assert rendered.text.index(slots.UNSUBSCRIBE_URL) < rendered.text.index("1.  ")

@@ -87,7 +87,10 @@ def test_star_weight_is_logarithmic():
     assert math.isclose(s1000.score - s10.score, 2.0)
 
 
-def test_why_line_orders_reasons_by_contribution():
+def test_why_line_leads_with_the_gains_biggest_first_and_ends_with_the_stars():
     c = Candidate("2501.00012", h(0), (Snapshot(h(6), 10, 1, 50), Snapshot(h(18), 34, 4, 2450)))
     s = score_candidate(c, now=h(18), weights=W)
-    assert why_trending(s) == "2,450 GitHub stars · +24 upvotes in 12 h · +3 comments"
+    assert s.star_part > s.upvote_part  # the stars weigh most, but they are a total, not the trend
+    assert why_trending(s) == "+24 upvotes in 12 h · +3 comments · 2,450 GitHub stars"
+    c = Candidate("2501.00013", h(0), (Snapshot(h(6), 10, 1, 0), Snapshot(h(18), 11, 9, 0)))
+    assert why_trending(score_candidate(c, now=h(18), weights=W)) == "+8 comments · +1 upvote in 12 h"

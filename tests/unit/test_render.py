@@ -231,10 +231,13 @@ def test_text_part_is_wrapped(ten):
 
 def test_figures_and_why_line(ten):
     first = sample_items(1)[0]
-    assert f"▲ {first['upvotes']}" in ten.html and f"💬 {first['comments']}" in ten.html
-    assert first["why"] in ten.html and first["why"] in ten.text
+    figures = f"{first['upvotes']:,} upvotes · {first['comments']:,} comments · {first['github_stars']:,} stars"
+    assert figures in ten.html and figures in ten.text  # in words, no icons
+    assert not any(icon in ten.html + ten.text for icon in "▲💬★")
+    assert f"Why it's trending:</span> {first['why']}" in ten.html.replace("&#x27;", "'").replace("&#39;", "'")
+    assert "Why it's trending: " + first["why"] in " ".join(ten.text.split())
     no_stars = render_digest([item(github_stars=None, github_repo=None)], ctx=CTX)
-    assert "★" not in no_stars.html and "★" not in no_stars.text
+    assert " stars" not in no_stars.html.split("Why it")[0].rsplit("</a></div>", 1)[-1]
 
 
 def test_zero_items_renders_a_short_issue():
@@ -367,3 +370,14 @@ def test_broken_mjml_raises(template_copy):
 def test_templates_path_has_the_templates():
     for name in ("digest.mjml", "digest.txt", "_paper.mjml", "_footer.mjml"):
         assert (templates_path() / name).is_file()
+
+
+def test_more_than_ten_papers_get_a_table_of_contents_linking_to_their_cards():
+    eleven = render_digest(sample_items(11), ctx=CTX)
+    doc = Doc(eleven.html)
+    toc = [a["href"] for a in doc.anchors() if (a.get("href") or "").startswith("#")]
+    ids = [attrs["id"] for _, attrs in doc.tags if (attrs.get("id") or "").startswith("p")]
+    assert toc == [f"#p{i}" for i in range(1, 12)] and ids == [f"p{i}" for i in range(1, 12)]
+    assert eleven.text.index("In this issue:") < eleven.text.index("11. ")
+    ten = render_digest(sample_items(10), ctx=CTX)
+    assert "In this issue" not in ten.html and "In this issue" not in ten.text
