@@ -4,7 +4,7 @@
 
 Writes digest.html, digest.txt, digest-375.png and digest-1280.png for a human
 to look at. Uses Debian's chromium (never `playwright install`) with the
-flags that keep it off the network (no background fetches, no component updates).
+flags that keep it off the network (pipeline/compose/screenshots.py, as `papermail preview --png`).
 """
 
 from __future__ import annotations
@@ -14,24 +14,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline import service  # noqa: E402
 from pipeline.compose.render import RenderedIssue  # noqa: E402
+from pipeline.compose.screenshots import screenshot  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def sample_issue(work: Path) -> RenderedIssue:
@@ -52,20 +41,8 @@ def main(out_dir: Path) -> None:
     html_file.write_text(issue.html, encoding="utf-8")
     (out_dir / "digest.txt").write_text(issue.text, encoding="utf-8")
     print(f"HTML {len(issue.html.encode()) / 1024:.1f} KB -> {html_file}")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            for width in (375, 1280):
-                page = browser.new_page(viewport={"width": width, "height": 800})
-                page.set_content(issue.html, wait_until="load")
-                png = out_dir / f"digest-{width}.png"
-                page.screenshot(path=str(png), full_page=True)
-                overflow = page.evaluate("document.documentElement.scrollWidth") - width
-                print(f"{png} (horizontal overflow: {max(overflow, 0)} px)")
-                page.close()
-        finally:
-            browser.close()
-
+    for shot in screenshot(issue.html, out_dir / "digest"):
+        print(f"{shot.path} (horizontal overflow: {shot.overflow} px)")
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "var" / "screenshots")

@@ -28,6 +28,7 @@ from pipeline.cli.base import (
     settings,
 )
 from pipeline.compose import slots
+from pipeline.compose.screenshots import screenshot
 from pipeline.delivery.ledger import delivery_counts, iter_unsettled
 from pipeline.delivery.resend import history as resend_history
 from pipeline.digest.issues import find_issue
@@ -216,22 +217,30 @@ def preview(
     date: DateOpt = None,
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the HTML.")] = Path("var/preview.html"),
     edition: EditionOpt = Edition.daily,
+    png: Annotated[bool, typer.Option(
+        "--png", help="Also screenshot it as a 375 px phone and a 1280 px desktop show it (FILE-375.png, "
+                      "FILE-1280.png), with the installed Chromium.")] = False,
 ) -> None:
-    """Write the issue's HTML to a file to look at in a browser."""
+    """Write the issue's HTML to a file to look at in a browser, and with --png its screenshots."""
     cfg = settings()
     day = parse_day(date)
     with Session(service.engine(cfg)) as session:
         html = service.issue_for(session, day, edition).html
-    _write_preview(cfg, html, out_file)
+    html = _write_preview(cfg, html, out_file)
     out.print(f"preview of {day}: {out_file}")
+    if png:
+        for shot in screenshot(html, out_file.with_suffix("")):
+            wider = f" (wider than the screen by {shot.overflow} px)" if shot.overflow else ""
+            out.print(f"{shot.width} px: {shot.path}{wider}")
 
 
-def _write_preview(cfg: Settings, html: str, path: Path) -> None:
+def _write_preview(cfg: Settings, html: str, path: Path) -> str:
     html = html.replace(slots.UNSUBSCRIBE_URL, f"{cfg.base_url}/u/preview").replace(
         slots.PREFERENCES_URL, f"{cfg.base_url}/p/preview"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
+    return html
 
 
 @app.command()
