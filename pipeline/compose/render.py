@@ -37,6 +37,7 @@ SHORT_SUMMARY_LIMIT = 140  # when the whole digest would be too long
 HTML_LIMIT = 90_000  # bytes of HTML: Gmail clips a message past about 102 KB, and what it cuts is the footer
 SLOT_ALLOWANCE = 2_000  # the subscriber's own links are longer than their placeholders
 WHY_LIMIT = 160
+OLDER_PAPER_DAYS = 60  # on arXiv this much longer before it was listed: marked "older paper"
 MAX_AUTHORS = 3
 TEXT_WIDTH = 78
 
@@ -142,8 +143,13 @@ def _paper(item: dict[str, Any]) -> dict[str, Any]:
         for n, noun in ((upvotes, "upvote"), (comments, "comment"), (stars, "star"))
         if n is not None
     ]
+    listed, published = _day(item.get("listed_on")), _day(item.get("published_on"))
     return {
         "rank": _count(item.get("rank")),
+        "listed": f"{listed:%-d %b %Y}" if listed else "",
+        "published": f"{published:%-d %b %Y}" if published and published != listed else "",
+        # A paper that reached the list long after it appeared on arXiv is trending again, not new.
+        "older": bool(listed and published and (listed - published).days > OLDER_PAPER_DAYS),
         "title": truncate(clean_text(item.get("title")), TITLE_LIMIT) or "Untitled",
         "url": safe_url(item.get("url")),
         "authors": short_authors(item.get("authors")),
@@ -155,6 +161,16 @@ def _paper(item: dict[str, Any]) -> dict[str, Any]:
         "links": links,
         "why": truncate(clean_text(item.get("why")), WHY_LIMIT),
     }
+
+
+def _day(value: object) -> dt.date | None:
+    """An ISO date from a frozen item, or None for a missing or malformed one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.date.fromisoformat(value[:10])
+    except ValueError:
+        return None
 
 
 def _wrap(text: str, indent: str = "", first: str | None = None, width: int = TEXT_WIDTH) -> str:

@@ -96,6 +96,8 @@ def digest_item(position: int, score: TrendScore, paper: Paper) -> dict[str, obj
         "abs_url": f"https://arxiv.org/abs/{paper.arxiv_id}",
         "github_repo": paper.github_repo,
         "project_page": paper.project_page,
+        "listed_on": paper.listed_on.isoformat(),
+        "published_on": paper.published_at.date().isoformat() if paper.published_at else None,
         "upvotes": score.upvotes,
         "comments": score.comments,
         "github_stars": score.github_stars,

@@ -13,7 +13,7 @@ from pipeline import service
 from pipeline.audience.tokens import Purpose, Signer
 from pipeline.delivery.messengers import SMTPMessenger
 from pipeline.errors import DeliveryError
-from pipeline.models import Delivery, DeliveryStatus, Issue, IssueStatus, Subscriber, SubscriberStatus
+from pipeline.models import Delivery, DeliveryStatus, Issue, IssueStatus, Paper, Subscriber, SubscriberStatus
 from tests.support.sending import DAY, counts, prepare, send_all, subscribe
 
 
@@ -404,3 +404,17 @@ def test_the_waiting_stops_after_a_while_and_the_error_goes_up(make_settings, da
                                      waits=(1.0, 2.0), sleep=waits.append)
     assert waits == [1.0, 2.0] and counts(cfg, issue_id) == {"pending": 1}  # nothing lost, nothing uncertain
 
+
+
+def test_the_frozen_issue_keeps_each_papers_listing_and_arxiv_dates(cfg, smtp_server):
+    prepare(cfg, n=1)
+    with Session(service.engine(cfg)) as session:
+        issue = session.exec(select(Issue)).one()
+        papers = {p.arxiv_id: p for p in session.exec(select(Paper))}
+    for frozen in issue.items:
+        paper = papers[frozen["arxiv_id"]]
+        assert frozen["listed_on"] == DAY.isoformat() == paper.listed_on.isoformat()
+        assert frozen["published_on"] == paper.published_at.date().isoformat()
+    # The sample day's list holds papers first posted to arXiv years before: the mail marks them.
+    assert any(dt.date.fromisoformat(f["published_on"]) < DAY - dt.timedelta(days=60) for f in issue.items)
+    assert "older paper" in issue.text

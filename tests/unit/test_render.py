@@ -384,3 +384,17 @@ def test_more_than_ten_papers_get_a_table_of_contents_linking_to_their_cards():
     assert eleven.text.index("In this issue:") < eleven.text.index("11. ")
     ten = render_digest(sample_items(10), ctx=CTX)
     assert "In this issue" not in ten.html and "In this issue" not in ten.text
+
+
+def test_each_card_says_when_it_was_listed_and_marks_an_older_paper():
+    old = item(listed_on="2025-03-21", published_on="2023-01-05")
+    recent = item(listed_on="2025-03-21", published_on="2025-03-19", rank=2)
+    undated = item(rank=3)
+    undated.pop("listed_on", None)
+    issue = render_digest([old, recent, undated], ctx=CTX)
+    text = " ".join(" ".join(Doc(issue.html).text).split())
+    assert "Listed 21 Mar 2025 · on arXiv since 5 Jan 2023 · older paper" in text
+    assert "Listed 21 Mar 2025 · on arXiv since 19 Mar 2025" in text
+    assert text.count("older paper") == 1 and text.count("Listed ") == 2
+    plain = " ".join(issue.text.split())
+    assert "Listed 21 Mar 2025 · on arXiv since 5 Jan 2023 · older paper" in plain and plain.count("Listed ") == 2
