@@ -57,6 +57,7 @@ from scale_bench import (  # noqa: E402
 )
 from smtp_sink import sink_dump, sink_stats, start_sink  # noqa: E402
 
+from pipeline.delivery.batch import STAGES  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from tests.support.services import stop, wait_until, worker_env, worker_ready  # noqa: E402
 
@@ -64,7 +65,6 @@ DEFAULTS = Settings.model_fields
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SENDER = b"digest@papermail.localhost"
-STAGES = ("claim", "build", "smtp", "ledger")
 
 
 def busy_seconds() -> float:

@@ -122,3 +122,24 @@ def make_settings(tmp_path: Path):  # noqa: ANN201
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
     return build
+
+
+# --- a real browser -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def browser():  # noqa: ANN201
+    """Debian's Chromium under Playwright, found and flagged as `papermail preview --png` does."""
+    from pipeline.compose.screenshots import CHROMIUM_ARGS, chromium_path
+    from pipeline.errors import RenderError
+
+    try:
+        executable = chromium_path()
+    except RenderError as exc:
+        pytest.fail(f"{exc}; scripts/test installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -147,6 +147,15 @@ class _Recorder:
         self._due = perf_counter() + self._ctx.ledger_write_seconds
         self._seconds["ledger"] += perf_counter() - started
 
+    def write_quietly(self) -> None:
+        """The replies so far, on the way out of a failed batch; if the database is what failed, the journal
+        keeps them for whoever recovers the lease."""
+        try:
+            self._conn.rollback()
+            self.write()
+        except Exception:  # noqa: BLE001 - the original error matters more
+            pass
+
 
 class _Lease:
     """A claim's lease, renewed at half-time so a slow server never lets it lapse mid-claim."""
@@ -214,14 +223,14 @@ def _send_claimed(conn: Connection, rows: list[Claimed], *, claim: str, lease: _
         pause_issue(conn, issue_id=templates.issue_id, reason=str(burst))
     except DeliveryError as exc:
         # The server could not be reached: nothing of the rest was transmitted.
-        _write_quietly(recorder)
+        recorder.write_quietly()
         settle_unfinished(conn, rows[done:], claim=claim, first_in_flight=False, now=clock())
         if exc.lasting:  # bad credentials will not fix themselves: stop the issue instead of burning retries
             pause_issue(conn, issue_id=templates.issue_id, reason=str(exc))
         raise
     except BaseException:
         # Interrupted (signal, shutdown): the current message may have gone out.
-        _write_quietly(recorder)
+        recorder.write_quietly()
         settle_unfinished(conn, rows[done:], claim=claim, first_in_flight=True, now=clock())
         raise
 
@@ -269,16 +278,6 @@ class _Ahead:
         built = self.build(index)
         self._built.pop(index, None)
         return built
-
-
-def _write_quietly(recorder: _Recorder) -> None:
-    """The replies so far, on the way out of a failed batch; if the database is what failed, the journal
-    keeps them for whoever recovers the lease."""
-    try:
-        recorder._conn.rollback()
-        recorder.write()
-    except Exception:  # noqa: BLE001 - the original error matters more
-        pass
 
 
 def result_record(values: Record, *, row_id: int, claim: str, message_id: str | None, now_text: str) -> Record:

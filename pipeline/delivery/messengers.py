@@ -126,7 +126,7 @@ class SMTPMessenger:
         self.timeout = timeout
         self.local_hostname = local_hostname
         self._smtp: smtplib.SMTP | None = None
-        self._ahead: tuple[tuple[str, str], list[tuple[int, bytes]]] | None = None  # (sender, rcpt), replies
+        self._sent_ahead: tuple[tuple[str, str], list[tuple[int, bytes]]] | None = None  # (sender, rcpt), replies
 
     def _connect(self) -> smtplib.SMTP:
         try:
@@ -171,7 +171,7 @@ class SMTPMessenger:
 
     def _transact(self, sender: str, rcpt: str, wire: bytes, next_rcpt: str | None = None,
                   meanwhile: Callable[[], object] | None = None) -> SendResult:
-        ahead, self._ahead = self._ahead, None
+        ahead, self._sent_ahead = self._sent_ahead, None
         if ahead is not None and ahead[0] != (sender, rcpt):
             self._drop()  # the envelope sent ahead was for another message: abandon it, unended
             ahead = None
@@ -212,7 +212,7 @@ class SMTPMessenger:
     def _read_ahead(self, smtp: smtplib.SMTP, envelope: tuple[str, str]) -> None:
         """The replies to the envelope sent ahead; a failure here concerns the next message, not this one."""
         try:
-            self._ahead = (envelope, [smtp.getreply() for _ in range(3)])
+            self._sent_ahead = (envelope, [smtp.getreply() for _ in range(3)])
         except (OSError, smtplib.SMTPException):
             self._drop()
 
@@ -244,7 +244,7 @@ class SMTPMessenger:
             self._drop()
 
     def _drop(self) -> None:
-        self._ahead = None
+        self._sent_ahead = None
         if self._smtp is not None:
             try:
                 self._smtp.close()
@@ -252,7 +252,7 @@ class SMTPMessenger:
                 self._smtp = None
 
     def close(self) -> None:
-        if self._ahead is not None:
+        if self._sent_ahead is not None:
             self._drop()  # in the middle of an envelope sent ahead: QUIT now would be read as message content
         if self._smtp is not None:
             try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-from pathlib import Path
 
 import pytest
 import uvicorn
@@ -22,10 +21,7 @@ from tests.support.paths import ROOT
 from tests.support.services import free_port, wait_until
 from tests.support.smtp import SMTPScript
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 DAY = dt.date(2025, 3, 21)
 
 
@@ -42,18 +38,6 @@ def site(make_settings, smtp_server):
     yield cfg
     server.should_exit = True
     thread.join(timeout=10)
-
-
-@pytest.fixture
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed (apt-get install chromium chromium-driver); scripts/test installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def shoot(browser, url: str, name: str) -> None:

@@ -105,39 +105,41 @@ def two_databases(make_settings, database_url, tmp_path: Path):
 N = 5000
 
 
-@pytest.mark.parametrize("confirmed", [True, False], ids=["confirmed", "pending"])
-def test_a_bulk_import_gives_the_report_and_the_table_of_a_row_by_row_one(two_databases, confirmed):
+def both_ways(two_databases, rows: list[str], *, confirmed: bool, force_consent: str | None = None):
+    """The same import row by row (the reference) and in bulk, each on a fresh copy of the same list:
+    (reference report, its ids to confirm, its table, its lifts), (bulk report, its ids to confirm by
+    address order, its table, its lifts, the lifted suppressions)."""
     bulk, reference = two_databases
-    rows = mixed_rows(N)
     with Session(reference) as session:
         prepare(session, N)
-        expected, to_confirm = one_by_one(session, rows, confirmed=confirmed, force_consent=None)
-        expected_table, expected_lifts = table(session), lifts(session)
+        expected, to_confirm = one_by_one(session, rows, confirmed=confirmed, force_consent=force_consent)
+        want = (expected, to_confirm, table(session), lifts(session))
     with Session(bulk) as session:
         prepare(session, N)
-        report = import_rows(session, rows=rows, confirmed=confirmed, chunk_size=700)
+        report = import_rows(session, rows=rows, confirmed=confirmed, force_consent=force_consent, chunk_size=700)
         ids = dict(session.execute(select(Subscriber.id, Subscriber.email)).all())
-        assert (report.added, report.already, report.kept_unsubscribed, report.invalid, report.forced) == (
-            expected.added, expected.already, expected.kept_unsubscribed, expected.invalid, expected.forced)
-        assert [ids[i] for i in report.to_confirm] == to_confirm
-        assert table(session) == expected_table and lifts(session) == expected_lifts
+        lifted = session.exec(select(Suppression).where(col(Suppression.lifted_at).is_not(None))).all()
+        got = (report, [ids[i] for i in report.to_confirm], table(session), lifts(session), lifted)
+    return want, got
+
+
+@pytest.mark.parametrize("confirmed", [True, False], ids=["confirmed", "pending"])
+def test_a_bulk_import_gives_the_report_and_the_table_of_a_row_by_row_one(two_databases, confirmed):
+    (expected, to_confirm, expected_table, expected_lifts), (report, confirming, got_table, got_lifts, _) = \
+        both_ways(two_databases, mixed_rows(N), confirmed=confirmed)
+    assert (report.added, report.already, report.kept_unsubscribed, report.invalid, report.forced) == (
+        expected.added, expected.already, expected.kept_unsubscribed, expected.invalid, expected.forced)
+    assert confirming == to_confirm
+    assert got_table == expected_table and got_lifts == expected_lifts
     assert expected.added and expected.already and expected.kept_unsubscribed and expected.invalid
     assert bool(to_confirm) is not confirmed
 
 
 def test_a_forced_bulk_import_records_each_lift_as_the_row_by_row_one(two_databases):
-    bulk, reference = two_databases
-    rows, record = mixed_rows(N), "signed forms, box 3"
-    with Session(reference) as session:
-        prepare(session, N)
-        expected, _ = one_by_one(session, rows, confirmed=True, force_consent=record)
-        expected_table, expected_lifts = table(session), lifts(session)
-    with Session(bulk) as session:
-        prepare(session, N)
-        report = import_rows(session, rows=rows, confirmed=True, force_consent=record, chunk_size=700)
-        assert report == expected
-        assert table(session) == expected_table and lifts(session) == expected_lifts
-        lifted = session.exec(select(Suppression).where(col(Suppression.lifted_at).is_not(None))).all()
+    (expected, _, expected_table, expected_lifts), (report, _, got_table, got_lifts, lifted) = \
+        both_ways(two_databases, mixed_rows(N), confirmed=True, force_consent="signed forms, box 3")
+    assert report == expected
+    assert got_table == expected_table and got_lifts == expected_lifts
     assert report.forced and len(lifted) == len(report.forced)
     assert {r.lifted_by for r in lifted} == {"operator import --force-consent"}
     # Bounced addresses stay bounced, even with a consent record.

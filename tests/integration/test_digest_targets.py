@@ -4,13 +4,12 @@ size), measured in headless Chromium on the rendered mail."""
 from __future__ import annotations
 
 from pipeline.compose.render import render_digest
-from tests.integration.test_browser_flow import browser  # noqa: F401 - the fixture
 from tests.unit.test_render import CTX, sample_items
 
 MIN_TARGET = 24
 
 
-def small_targets(browser, html: str, width: int) -> list[str]:  # noqa: F811
+def small_targets(browser, html: str, width: int) -> list[str]:
     page = browser.new_page(viewport={"width": width, "height": 800})
     page.set_content(html)
     boxes = page.evaluate("""() => [...document.querySelectorAll('a[href]')].map(a => {
@@ -22,12 +21,12 @@ def small_targets(browser, html: str, width: int) -> list[str]:  # noqa: F811
     return [f"{text!r} {w:.0f}×{h:.0f}" for text, w, h in boxes if w < MIN_TARGET or h < MIN_TARGET]
 
 
-def test_every_link_is_a_big_enough_target_on_a_phone(browser):  # noqa: F811
+def test_every_link_is_a_big_enough_target_on_a_phone(browser):
     html = render_digest(sample_items(25), ctx=CTX).html
     assert small_targets(browser, html, 375) == []
 
 
-def test_the_confirmation_mails_button_and_links_are_big_enough(browser):  # noqa: F811
+def test_the_confirmation_mails_button_and_links_are_big_enough(browser):
     from pipeline.compose.render import render_confirmation
 
     html = render_confirmation(list_name="Trending ML Papers", confirm_url="https://papers.example.org/c/tok",
@@ -47,7 +46,7 @@ def _contrast(a: str, b: str) -> float:
     return (light + 0.05) / (dark + 0.05)
 
 
-def card_colours(browser, html: str, scheme: str) -> dict[str, tuple[str, str]]:  # noqa: F811
+def card_colours(browser, html: str, scheme: str) -> dict[str, tuple[str, str]]:
     """(text colour, card background) of a card's title link, summary, figures and why line."""
     page = browser.new_page(viewport={"width": 375, "height": 800}, color_scheme=scheme)
     page.set_content(html)
@@ -63,7 +62,7 @@ def card_colours(browser, html: str, scheme: str) -> dict[str, tuple[str, str]]:
     return {k: tuple(v) for k, v in found.items()}
 
 
-def test_dark_mode_gives_dark_cards_with_legible_text(browser):  # noqa: F811
+def test_dark_mode_gives_dark_cards_with_legible_text(browser):
     html = render_digest(sample_items(3), ctx=CTX).html
     light, dark = card_colours(browser, html, "light"), card_colours(browser, html, "dark")
     assert _luminance(light["page"][1]) > 0.9 and _luminance(dark["page"][1]) < 0.05  # white cards, then dark ones

@@ -72,10 +72,14 @@ def test_a_refusal_of_the_envelope_sent_ahead_is_that_recipients_result(copies, 
     assert [m.rcpt for m in handler.messages] == [[first.address], [third.address]]
 
 
-@pytest.mark.parametrize("smtp_script", [SMTPScript(pipelining=False)], ids=["no-pipelining"])
-def test_without_pipelining_nothing_is_sent_ahead(copies, smtp_server):
+@pytest.mark.parametrize("smtp_script", [SMTPScript(pipelining=False), SMTPScript(pipelining=True)],
+                         ids=["no-pipelining", "pipelining"])
+def test_an_envelope_goes_ahead_only_to_a_server_that_offers_pipelining(copies, smtp_server, smtp_script):
     handler, _ = smtp_server
-    messenger, sender, template, recipients = copies
-    for i, r in enumerate(recipients[:-1]):
-        send(messenger, sender, template, r, next_rcpt=recipients[i + 1].address)
-    assert [m.rcpt for m in handler.messages] == [[r.address] for r in recipients[:-1]]
+    messenger, sender, template, (first, announced, other, _) = copies
+    send(messenger, sender, template, first, next_rcpt=announced.address)
+    send(messenger, sender, template, other)  # not the one announced
+    assert [m.rcpt for m in handler.messages] == [[first.address], [other.address]]
+    # Sent ahead, the announced transaction had to be abandoned with its connection; without PIPELINING
+    # nothing was sent ahead, and the one connection carries on.
+    assert handler.connections == (2 if smtp_script.pipelining else 1)
