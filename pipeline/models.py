@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -52,6 +52,22 @@ def new_uid() -> str:
     return secrets.token_urlsafe(16)
 
 
+class Image(SQLModel, table=True):
+    """A picture kept by the SHA-256 of its bytes (a paper's thumbnail, re-encoded), served by the site.
+
+    Stored once however many papers or issues show it, never changed: an issue's image stays
+    what it was when the issue went out.
+    """
+
+    digest: str = Field(primary_key=True, max_length=64)
+    content_type: str = Field(max_length=32)
+    width: int
+    height: int
+    data: bytes = Field(sa_type=LargeBinary)
+    source_url: str = Field(sa_type=Text)  # where it was fetched from
+    created_at: datetime = _when(default_factory=utcnow)
+
+
 class Paper(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     arxiv_id: str = Field(max_length=40, unique=True, index=True)
@@ -62,6 +78,9 @@ class Paper(SQLModel, table=True):
     keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     github_repo: str | None = None
     project_page: str | None = None
+    organization: str | None = Field(default=None, max_length=200)  # the lab or company it is listed under
+    thumbnail_url: str | None = Field(default=None, sa_type=Text)  # the source's picture of the paper
+    thumbnail: str | None = Field(default=None, foreign_key="image.digest", max_length=64)  # our copy of it
     published_at: datetime | None = _when(default=None)
     submitted_at: datetime | None = _when(default=None)  # when it entered the daily list
     listed_on: dt.date = Field(index=True)  # the day whose list it belongs to

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     list_id: str = "trending.papermail.localhost"
     send_hour: int = Field(7, ge=0, le=23, description="hour (UTC) of the daily run")
     digest_size: int = Field(10, ge=1, le=50)
+    images: Literal["proxied", "remote", "off"] = Field(
+        "proxied", description="papers' thumbnails: our stored copy served by the site (no third party learns "
+        "who opened the mail), the source's own URL, or none")
+    thumbnail_hosts: list[str] = Field(
+        ["cdn-thumbnails.huggingface.co"], description="the only hosts thumbnails are fetched from (https)")
 
     # Trend score (see pipeline/rank.py for the formula).
     rank_upvote_weight: float = Field(1.0, ge=0)

@@ -2,9 +2,13 @@
 
     [DIGEST_SIZE=25] .venv/bin/python scripts/screenshot_digest.py [OUT_DIR]   # default var/screenshots/, 10 papers
 
-Writes digest.html, digest.txt, digest-375.png and digest-1280.png for a human
-to look at. Uses Debian's chromium (never `playwright install`) with the
-flags that keep it off the network (pipeline/compose/screenshots.py, as `papermail preview --png`).
+Writes digest.html, digest.txt and digest-{375,1280}[-dark].png for a human to
+look at. The sample's papers come in through the Hugging Face ingest (the API
+served from the recorded snapshots, as the tests do), so each card has its
+thumbnail: drawn here from the paper's title, in the shape of the real social
+thumbnails, since the snapshots hold only their addresses. Uses Debian's
+chromium (never `playwright install`) with the flags that keep it off the
+network (pipeline/compose/screenshots.py, as `papermail preview --png`).
 """
 
 from __future__ import annotations
@@ -19,30 +23,35 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline import service  # noqa: E402
 from pipeline.compose.render import RenderedIssue  # noqa: E402
-from pipeline.compose.screenshots import screenshot  # noqa: E402
+from pipeline.compose.screenshots import Resources, screenshot  # noqa: E402
+from pipeline.ingest import files  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
+from tests.support.papers_api import day_items, papers_api  # noqa: E402
 
 
-def sample_issue(work: Path) -> RenderedIssue:
+def sample_issue(work: Path) -> tuple[RenderedIssue, Resources]:
     """The real daily job's issue for the bundled sample day, built in a throwaway database."""
     cfg = Settings(_env_file=None, database_url=f"sqlite:///{work / 'screens.db'}", outbox_dir=work / "outbox",  # type: ignore[call-arg]
                    base_url="https://papers.example.org", mail_from="Trending ML Papers <digest@papers.example.org>",
                    digest_size=int(os.environ.get("DIGEST_SIZE", "10")))
-    service.ingest(cfg, day=service.sample_day(), source=service.SAMPLE)
+    for snapshot in files.sample_files():
+        client, _ = papers_api(day_items(snapshot))
+        service.ingest(cfg, day=service.sample_day(), source="hf", client=client,
+                       now=files.fetched_at_from_name(snapshot))
     issue, _ = service.build(cfg, day=service.sample_day())
-    return RenderedIssue(subject=issue.subject, html=issue.html, text=issue.text)
+    return RenderedIssue(subject=issue.subject, html=issue.html, text=issue.text), service.stored_images(cfg)
 
 
 def main(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
-        issue = sample_issue(Path(work))
-    html_file = out_dir / "digest.html"
-    html_file.write_text(issue.html, encoding="utf-8")
-    (out_dir / "digest.txt").write_text(issue.text, encoding="utf-8")
-    print(f"HTML {len(issue.html.encode()) / 1024:.1f} KB -> {html_file}")
-    for shot in screenshot(issue.html, out_dir / "digest"):
-        print(f"{shot.path} (horizontal overflow: {shot.overflow} px)")
+        issue, images = sample_issue(Path(work))
+        html_file = out_dir / "digest.html"
+        html_file.write_text(issue.html, encoding="utf-8")
+        (out_dir / "digest.txt").write_text(issue.text, encoding="utf-8")
+        print(f"HTML {len(issue.html.encode()) / 1024:.1f} KB -> {html_file}")
+        for shot in screenshot(issue.html, out_dir / "digest", schemes=("light", "dark"), resources=images):
+            print(f"{shot.path} (horizontal overflow: {shot.overflow} px)")
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "var" / "screenshots")

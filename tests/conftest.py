@@ -127,8 +127,7 @@ def make_settings(tmp_path: Path):  # noqa: ANN201
 # --- a real browser -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def browser():  # noqa: ANN201
+def _chromium(*extra_args: str):  # noqa: ANN202
     """Debian's Chromium under Playwright, found and flagged as `papermail preview --png` does."""
     from pipeline.compose.screenshots import CHROMIUM_ARGS, chromium_path
     from pipeline.errors import RenderError
@@ -140,6 +139,17 @@ def browser():  # noqa: ANN201
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        launched = p.chromium.launch(executable_path=str(executable), args=[*CHROMIUM_ARGS, *extra_args])
         yield launched
         launched.close()
+
+
+@pytest.fixture
+def browser():  # noqa: ANN201
+    yield from _chromium()
+
+
+@pytest.fixture
+def forced_dark_browser():  # noqa: ANN201
+    """Chromium darkening every page itself, whatever its styles say, as some mail apps do."""
+    yield from _chromium("--enable-features=WebContentsForceDark")

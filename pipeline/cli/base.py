@@ -80,7 +80,9 @@ SourceOpt = Annotated[
     typer.Option(
         "--source",
         help="Where papers come from: hf (Hugging Face daily papers), arxiv (arXiv categories from settings), "
-        "sample (the bundled real sample of 2025-03-21, offline) or file:PATH (a saved daily-papers JSON).",
+        "sample (the bundled real sample of 2025-03-21, offline), file:PATH (a saved daily-papers JSON) or "
+        "file:DIR (a folder of snapshots named hf_daily_papers_<day>_<HHMM>Z.json: the day's, oldest first; "
+        "for ingest without --date, every day's).",
     ),
 ]
 

@@ -56,6 +56,13 @@ def init(demo: Annotated[bool, typer.Option(help="Also add three confirmed demo 
 def ingest(date: DateOpt = None, source: SourceOpt = "hf") -> None:
     """Fetch the day's papers and store them with a snapshot of their engagement."""
     cfg = settings()
+    folder = Path(source.removeprefix("file:"))
+    if date is None and source.startswith("file:") and folder.is_dir():
+        days = service.ingest_history(cfg, folder)  # an archive of fetches: the whole history it holds
+        for summary in days:
+            _print_ingest(summary)
+        out.print(f"{len(days)} days of snapshots from {folder}")
+        return
     _print_ingest(service.ingest(cfg, day=parse_day(date, source=source), source=source))
 
 
@@ -67,6 +74,10 @@ def _print_ingest(summary: service.IngestSummary) -> None:
     if summary.skipped:
         err.print(f"skipped {len(summary.skipped)} malformed record(s):")
         for skipped in summary.skipped:
+            err.print(f"  {skipped.ref}: {skipped.reason}", markup=False, highlight=False)
+    if summary.thumbnails or summary.thumbnails_skipped:
+        out.print(f"thumbnails: {summary.thumbnails} fetched, {len(summary.thumbnails_skipped)} not (shown without)")
+        for skipped in summary.thumbnails_skipped:
             err.print(f"  {skipped.ref}: {skipped.reason}", markup=False, highlight=False)
 
 
@@ -218,8 +229,8 @@ def preview(
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the HTML.")] = Path("var/preview.html"),
     edition: EditionOpt = Edition.daily,
     png: Annotated[bool, typer.Option(
-        "--png", help="Also screenshot it as a 375 px phone and a 1280 px desktop show it (FILE-375.png, "
-                      "FILE-1280.png), with the installed Chromium.")] = False,
+        "--png", help="Also screenshot it as a 375 px phone and a 1280 px desktop show it, in light and in dark "
+                      "mode (FILE-375.png, FILE-1280-dark.png, ...), with the installed Chromium.")] = False,
 ) -> None:
     """Write the issue's HTML to a file to look at in a browser, and with --png its screenshots."""
     cfg = settings()
@@ -229,9 +240,11 @@ def preview(
     html = _write_preview(cfg, html, out_file)
     out.print(f"preview of {day}: {out_file}")
     if png:
-        for shot in screenshot(html, out_file.with_suffix("")):
+        shots = screenshot(html, out_file.with_suffix(""), schemes=("light", "dark"),
+                           resources=service.stored_images(cfg))
+        for shot in shots:
             wider = f" (wider than the screen by {shot.overflow} px)" if shot.overflow else ""
-            out.print(f"{shot.width} px: {shot.path}{wider}")
+            out.print(f"{shot.width} px, {shot.scheme}: {shot.path}{wider}")
 
 
 def _write_preview(cfg: Settings, html: str, path: Path) -> str:

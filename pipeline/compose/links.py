@@ -22,6 +22,14 @@ PREFERENCES = "/p/{token}"
 ARCHIVE = "/issues"
 ISSUE = "/issues/{day}"
 WEEKLY_ISSUE = "/issues/{day}/weekly"
+ATOM_FEED = "/feed.atom"
+JSON_FEED = "/feed.json"
+IMAGE = "/images/{name}"  # a stored thumbnail, by the digest of its bytes: "<sha256>.jpg"
+IMAGE_SUFFIX = ".jpg"
+
+
+def image_path(digest: str) -> str:
+    return IMAGE.format(name=f"{digest}{IMAGE_SUFFIX}")
 
 
 def issue_path(day: dt.date, edition: Edition = Edition.daily) -> str:

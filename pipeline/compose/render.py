@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,25 +23,18 @@ from mjml import mjml2html
 from premailer import Premailer
 
 from pipeline.compose import slots
+from pipeline.compose.cards import paper_view, safe_url, truncate
 from pipeline.compose.snippets import snippet
 from pipeline.errors import RenderError
 from pipeline.text import clean_text
 
 SUBJECT_LIMIT = 150
-TITLE_LIMIT = 200
 log = logging.getLogger(__name__)
 
-SUMMARY_LIMIT = 280  # about three lines at 640 px
 SHORT_SUMMARY_LIMIT = 140  # when the whole digest would be too long
 HTML_LIMIT = 90_000  # bytes of HTML: Gmail clips a message past about 102 KB, and what it cuts is the footer
 SLOT_ALLOWANCE = 2_000  # the subscriber's own links are longer than their placeholders
-WHY_LIMIT = 160
-OLDER_PAPER_DAYS = 60  # on arXiv this much longer before it was listed: marked "older paper"
-MAX_AUTHORS = 3
 TEXT_WIDTH = 78
-
-# Cc controls, plus the bidi overrides/isolates that can make text read backwards.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -55,6 +47,7 @@ class DigestContext:
     site_url: str
     list_address: str
     weekly: bool = False  # the week's top papers rather than the day's
+    images: str = "off"  # the IMAGES setting: proxied, remote or off
 
 
 @dataclass(frozen=True)
@@ -71,106 +64,9 @@ def templates_path() -> Path:
     return packaged if packaged.is_dir() else package.parent / "templates"
 
 
-def safe_url(value: Any) -> str | None:
-    """Return ``value`` if it is an absolute http(s) URL with a host, else None.
-
-    ``javascript:`` and ``data:`` survive HTML escaping, and relative links mean
-    nothing in a mail client, so only http(s) gets through. URLs carrying
-    whitespace, control characters or credentials (``https://hf.co@evil``) are refused.
-    """
-    if not isinstance(value, str):
-        return None
-    url = value.strip()
-    if not url or len(url) > 2048 or any(c.isspace() for c in url) or _CONTROL.search(url):
-        return None
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        credentials = parts.username is not None or parts.password is not None
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not host or credentials:
-        return None
-    return url
-
-
-def truncate(text: str, limit: int) -> str:
-    """Cut ``text`` to at most ``limit`` characters on a word boundary, ending with "…"."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    head, sep, _ = cut.rpartition(" ")
-    if sep and len(head) >= limit // 2:
-        cut = head
-    return cut.rstrip(" ,;:.-–—(") + "…"
-
-
 def header_safe(value: str, limit: int) -> str:
     """Make ``value`` fit a mail header: no CR/LF or controls, one line, at most ``limit`` chars."""
     return truncate(clean_text(value), limit)
-
-
-def short_authors(authors: Any) -> str:
-    """Names joined by commas; more than three become "A, B, C et al."."""
-    if isinstance(authors, str):
-        authors = [authors]
-    names = [n for n in (clean_text(a) for a in authors or ()) if n]
-    shown = ", ".join(names[:MAX_AUTHORS])
-    return f"{shown} et al." if len(names) > MAX_AUTHORS else shown
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def _paper(item: dict[str, Any]) -> dict[str, Any]:
-    """The view of one ranked item that both templates read; every field already cleaned."""
-    links = [
-        (label, url)
-        for label, url in (
-            ("arXiv", safe_url(item.get("abs_url"))),
-            ("Code", safe_url(item.get("github_repo"))),
-            ("Project", safe_url(item.get("project_page"))),
-        )
-        if url
-    ]
-    upvotes, comments, stars = (
-        _count(item.get(key)) for key in ("upvotes", "comments", "github_stars")
-    )
-    # In words: an icon says nothing to a screen reader, and 💬 is an empty box without an emoji font.
-    figures = [
-        f"{n:,} {noun}{'' if n == 1 else 's'}"
-        for n, noun in ((upvotes, "upvote"), (comments, "comment"), (stars, "star"))
-        if n is not None
-    ]
-    listed, published = _day(item.get("listed_on")), _day(item.get("published_on"))
-    return {
-        "rank": _count(item.get("rank")),
-        "listed": f"{listed:%-d %b %Y}" if listed else "",
-        "published": f"{published:%-d %b %Y}" if published and published != listed else "",
-        # A paper that reached the list long after it appeared on arXiv is trending again, not new.
-        "older": bool(listed and published and (listed - published).days > OLDER_PAPER_DAYS),
-        "title": truncate(clean_text(item.get("title")), TITLE_LIMIT) or "Untitled",
-        "url": safe_url(item.get("url")),
-        "authors": short_authors(item.get("authors")),
-        "summary": snippet(clean_text(item.get("summary")), SUMMARY_LIMIT),
-        "upvotes": upvotes,
-        "comments": comments,
-        "stars": stars,
-        "figures": " · ".join(figures),
-        "links": links,
-        "why": truncate(clean_text(item.get("why")), WHY_LIMIT),
-    }
-
-
-def _day(value: object) -> dt.date | None:
-    """An ISO date from a frozen item, or None for a missing or malformed one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return dt.date.fromisoformat(value[:10])
-    except ValueError:
-        return None
 
 
 def _wrap(text: str, indent: str = "", first: str | None = None, width: int = TEXT_WIDTH) -> str:
@@ -216,6 +112,9 @@ def _inline_css(html: str) -> str:
         allow_network=False,
         disable_link_rewrites=True,
         disable_validation=True,
+        # MJML writes the width attributes Outlook needs; copied from CSS they would turn a thumbnail's
+        # width="572" height="309" into "100%" and "auto", and a client without CSS could not reserve its box.
+        disable_basic_attributes=["width", "height"],
         cssutils_logging_level=logging.CRITICAL,
         exclude_pseudoclasses=True,
         keep_style_tags=False,
@@ -235,7 +134,7 @@ def render_digest(
     Raises RenderError if a template or MJML fails, or if a placeholder from
     ``slots.BODY_SLOTS`` did not survive into the HTML or text.
     """
-    papers = [_paper(item) for item in items]
+    papers = [paper_view(item, images=ctx.images, site_url=ctx.site_url) for item in items]
     date_long = f"{'The week to ' if ctx.weekly else ''}{ctx.issue_date:%A, %-d %B %Y}"
     headline = papers[0]["title"] if papers else "no trending papers today"
     when = f"{'week to ' if ctx.weekly else ''}{ctx.issue_date:%-d %b %Y}"
@@ -256,16 +155,16 @@ def render_digest(
     rendered = _render_digest(envs, values, papers)
     if _fits(rendered):
         return rendered
-    # Too long to arrive whole: shorter snippets, then none, from the lowest-ranked paper up. The papers,
-    # their links and the footer always stay.
+    # Too long to arrive whole: shorter snippets, then no snippet and no thumbnail, from the lowest-ranked
+    # paper up. The papers, their links and the footer always stay.
     papers = [{**p, "summary": snippet(p["summary"], SHORT_SUMMARY_LIMIT)} for p in papers]
     rendered = _render_digest(envs, values, papers)
     if _fits(rendered):
         return rendered
-    best, low, high = None, 0, len(papers) - 1  # how many papers keep a snippet: the most that fits, by halving
+    best, low, high = None, 0, len(papers) - 1  # how many papers keep their extras: the most that fits, by halving
     while low <= high:
         keep = (low + high) // 2
-        candidate = _render_digest(envs, values, [p if i < keep else {**p, "summary": ""}
+        candidate = _render_digest(envs, values, [p if i < keep else {**p, "summary": "", "image": None}
                                                   for i, p in enumerate(papers)])
         fits = _fits(candidate)
         if fits or keep == 0:
@@ -273,7 +172,8 @@ def render_digest(
         low, high = (keep + 1, high) if fits else (low, keep - 1)
     best = best or rendered
     if not _fits(best):
-        log.warning("the %s digest's HTML is %d bytes even without snippets", ctx.issue_date, len(best.html))
+        log.warning("the %s digest's HTML is %d bytes even without snippets and thumbnails", ctx.issue_date,
+                    len(best.html))
     return best
 
 

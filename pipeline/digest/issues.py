@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
@@ -21,7 +22,17 @@ from sqlmodel import Session, col, select
 from pipeline.compose.render import DigestContext, RenderedIssue, render_digest
 from pipeline.digest.rank import Candidate, Snapshot, TrendScore, Weights, rank, why_trending
 from pipeline.errors import IssueError
-from pipeline.models import MAX_DIGEST_SIZE, Delivery, Edition, Issue, IssueVariant, Paper, PaperMetrics, utcnow
+from pipeline.models import (
+    MAX_DIGEST_SIZE,
+    Delivery,
+    Edition,
+    Image,
+    Issue,
+    IssueVariant,
+    Paper,
+    PaperMetrics,
+    utcnow,
+)
 
 RECENTLY_FEATURED_DAYS = 7
 
@@ -84,7 +95,24 @@ def rank_day(session: Session, req: RankRequest) -> tuple[list[TrendScore], dict
     return rank(candidates, now=req.as_of, weights=req.weights), papers
 
 
-def digest_item(position: int, score: TrendScore, paper: Paper) -> dict[str, object]:
+def thumbnail_sizes(session: Session, papers: Iterable[Paper]) -> dict[str, tuple[int, int]]:
+    """(width, height) of each stored thumbnail of ``papers``, by digest (the bytes stay in the database)."""
+    digests = sorted({p.thumbnail for p in papers if p.thumbnail})
+    if not digests:
+        return {}
+    rows = session.exec(select(Image.digest, Image.width, Image.height).where(col(Image.digest).in_(digests)))
+    return {digest: (width, height) for digest, width, height in rows}
+
+
+def _thumbnail(paper: Paper, sizes: dict[str, tuple[int, int]]) -> dict[str, object] | None:
+    if not paper.thumbnail or paper.thumbnail not in sizes:
+        return None
+    width, height = sizes[paper.thumbnail]
+    return {"digest": paper.thumbnail, "width": width, "height": height, "url": paper.thumbnail_url}
+
+
+def digest_item(position: int, score: TrendScore, paper: Paper,
+                thumbnails: dict[str, tuple[int, int]] | None = None) -> dict[str, object]:
     """The frozen form of one ranked paper, as the issue stores and renders it."""
     return {
         "rank": position,
@@ -96,6 +124,8 @@ def digest_item(position: int, score: TrendScore, paper: Paper) -> dict[str, obj
         "abs_url": f"https://arxiv.org/abs/{paper.arxiv_id}",
         "github_repo": paper.github_repo,
         "project_page": paper.project_page,
+        "organization": paper.organization,
+        "thumbnail": _thumbnail(paper, thumbnails or {}),
         "listed_on": paper.listed_on.isoformat(),
         "published_on": paper.published_at.date().isoformat() if paper.published_at else None,
         "upvotes": score.upvotes,
@@ -142,7 +172,9 @@ def build_issue(
     scores, papers = rank_day(session, req)
     if not scores:
         raise IssueError(f"no papers listed on {req.day}: ingest that day first (papermail ingest --date {req.day})")
-    items = [digest_item(i, s, papers[s.arxiv_id]) for i, s in enumerate(scores[:MAX_DIGEST_SIZE], 1)]
+    top = scores[:MAX_DIGEST_SIZE]
+    sizes = thumbnail_sizes(session, (papers[s.arxiv_id] for s in top))
+    items = [digest_item(i, s, papers[s.arxiv_id], sizes) for i, s in enumerate(top, 1)]
     rendered: RenderedIssue = render_digest(items[:size], ctx=ctx)
     issue = existing or Issue(date=req.day, edition=req.edition, as_of=req.as_of, subject="", html="", text="")
     issue.as_of = req.as_of

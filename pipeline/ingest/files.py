@@ -62,6 +62,22 @@ def sample_files() -> list[Path]:
     return sorted(files, key=lambda p: (fetched_at_from_name(p), p.name))
 
 
+def snapshot_files(directory: Path) -> list[Path]:
+    """The snapshot files in ``directory`` (names with a day and a fetch time), oldest fetch first.
+
+    ``IngestError`` if it is not a readable directory or holds none.
+    """
+    try:
+        found = [p for p in Path(directory).iterdir() if p.suffix == ".json" and fetched_at_from_name(p)]
+    except NotADirectoryError:
+        raise IngestError(f"{directory} is not a directory") from None
+    except OSError as exc:
+        raise IngestError(f"cannot read {directory}: {exc.strerror or exc}") from None
+    if not found:
+        raise IngestError(f"{directory} holds no snapshot files named like hf_daily_papers_2025-03-21_0600Z.json")
+    return sorted(found, key=lambda p: (fetched_at_from_name(p), p.name))
+
+
 def parse_file(path: Path, *, day: date | None = None) -> ParseResult:
     """A saved snapshot parsed like the live list, with ``source="file"``.
 

@@ -209,6 +209,26 @@ def _keywords(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for w in words if w))  # dedup, keep order
 
 
+ORGANIZATION_LIMIT = 200
+
+
+def _organization(value: Any) -> str | None:
+    """The organization's full name (else its short name), or None; a malformed one is just absent."""
+    if not isinstance(value, dict):
+        return None
+    for key in ("fullname", "name"):
+        name = value.get(key)
+        if isinstance(name, str) and (name := clean_text(name)):
+            return name[:ORGANIZATION_LIMIT]
+    return None
+
+
+def https_url(value: Any) -> str | None:
+    """``web_url`` for https only: what a mail may load without mixed content."""
+    url = web_url(value)
+    return url if url is not None and urlsplit(url).scheme == "https" else None
+
+
 def _paper(item: Any, *, day: date, source: str) -> PaperIn:
     """One list item as a PaperIn; raises _Reject with the reason otherwise."""
     if not isinstance(item, dict):
@@ -247,6 +267,8 @@ def _paper(item: Any, *, day: date, source: str) -> PaperIn:
         keywords=_keywords(paper.get("ai_keywords")),
         github_repo=github_repo_url(paper.get("githubRepo")),
         project_page=web_url(paper.get("projectPage")),
+        organization=_organization(paper.get("organization")),
+        thumbnail_url=https_url(item.get("thumbnail")),
         upvotes=_count(paper.get("upvotes", 0), "upvotes"),
         comments=_count(item.get("numComments", 0), "numComments"),
         github_stars=None if stars is None else _count(stars, "githubStars"),

@@ -22,6 +22,8 @@ class PaperIn:
     keywords: tuple[str, ...] = ()
     github_repo: str | None = None  # only https://github.com/... URLs
     project_page: str | None = None  # only http(s) URLs
+    organization: str | None = None  # the lab or company it is listed under
+    thumbnail_url: str | None = None  # only https URLs
     upvotes: int = 0
     comments: int = 0
     github_stars: int | None = None

@@ -36,9 +36,11 @@ def _changes(row: Paper, paper: PaperIn) -> dict[str, Any]:
         wanted["authors"] = list(paper.authors)
     if paper.keywords:
         wanted["keywords"] = list(paper.keywords)
-    for name in ("summary", "github_repo", "project_page", "published_at"):
+    for name in ("summary", "github_repo", "project_page", "organization", "thumbnail_url", "published_at"):
         if (value := getattr(paper, name)) is not None:
             wanted[name] = value
+    if wanted.get("thumbnail_url", row.thumbnail_url) != row.thumbnail_url:
+        wanted["thumbnail"] = None  # a new picture: fetched again
     if row.submitted_at is None and paper.submitted_at is not None:
         wanted["submitted_at"] = paper.submitted_at
     return {name: value for name, value in wanted.items() if getattr(row, name) != value}
@@ -54,6 +56,8 @@ def _new_row(paper: PaperIn, fetched_at: datetime) -> Paper:
         keywords=list(paper.keywords),
         github_repo=paper.github_repo,
         project_page=paper.project_page,
+        organization=paper.organization,
+        thumbnail_url=paper.thumbnail_url,
         published_at=paper.published_at,
         submitted_at=paper.submitted_at,
         listed_on=paper.listed_on,
@@ -121,3 +125,12 @@ def store_papers(session: Session, *, papers: list[PaperIn], fetched_at: datetim
             report.snapshots += 1
         session.flush()
     return report
+
+
+def papers_by_id(session: Session, arxiv_ids: set[str]) -> list[Paper]:
+    """The stored papers with these arXiv ids, in id order."""
+    ids = sorted(arxiv_ids)
+    rows: list[Paper] = []
+    for start in range(0, len(ids), CHUNK):
+        rows.extend(session.exec(select(Paper).where(col(Paper.arxiv_id).in_(ids[start : start + CHUNK]))))
+    return sorted(rows, key=lambda p: p.id or 0)

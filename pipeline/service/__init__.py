@@ -31,12 +31,14 @@ from pipeline.service.daily import (
     dispatch,
     finish,
     ingest,
+    ingest_history,
     is_stale,
     issue_for,
     run_day,
     send_range,
     send_range_patiently,
     start_sending,
+    stored_images,
 )
 from pipeline.service.inbound import handle_inbound, read_inbound
 from pipeline.service.operators import Progress, pause, progress, reconcile, resend, resume
@@ -46,7 +48,7 @@ __all__ = [
     "send_range_patiently",
     "DayReport", "InProcess", "OnCelery", "Runner", "dispatch", "run_day", "runner_for",
     "IngestSummary", "SAMPLE", "build", "confirm_url", "confirmation_message", "default_day", "digest_context",
-    "dkim_signer", "editions_due", "engine", "finish", "handle_inbound", "housekeeping", "ingest", "is_stale",
+    "dkim_signer", "editions_due", "engine", "finish", "handle_inbound", "housekeeping", "ingest", "ingest_history", "is_stale",
     "issue_for", "pause", "Progress", "progress", "rank_request", "read_inbound", "reconcile", "resend", "resume",
-    "sample_day", "send_confirmation", "send_context", "send_range", "start_sending", "weights",
+    "sample_day", "send_confirmation", "send_context", "send_range", "start_sending", "stored_images", "weights",
 ]

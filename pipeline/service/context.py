@@ -82,6 +82,7 @@ def digest_context(settings: Settings, day: dt.date, edition: Edition = Edition.
         site_url=settings.base_url,
         list_address=settings.from_address.addr_spec,
         weekly=edition is Edition.weekly,
+        images=settings.images,
     )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from pipeline import __version__
+from pipeline.compose import links as paths
 from pipeline.db.engine import session_scope
 from pipeline.delivery.batch import BatchResult, send_batch
 from pipeline.delivery.ledger import close_if_done, open_deliveries, plan_batches
@@ -24,7 +25,8 @@ from pipeline.digest.issues import build_issue, ensure_variants, find_issue
 from pipeline.errors import DeliveryError, IngestError, IssueError
 from pipeline.ingest import arxiv, files, hf
 from pipeline.ingest.records import ParseResult, Skipped
-from pipeline.ingest.store import store_papers
+from pipeline.ingest.store import papers_by_id, store_papers
+from pipeline.ingest.thumbnails import find_image, store_thumbnails
 from pipeline.models import Delivery, Edition, Issue, utcnow
 from pipeline.service.context import (
     SAMPLE,
@@ -41,6 +43,8 @@ from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
+NETWORK_SOURCES = ("hf", "arxiv")
+
 
 @dataclass(slots=True)
 class IngestSummary:
@@ -51,6 +55,8 @@ class IngestSummary:
     updated: int = 0
     snapshots: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    thumbnails: int = 0  # thumbnails fetched and kept
+    thumbnails_skipped: list[Skipped] = field(default_factory=list)
 
 
 def _http_client(settings: Settings) -> httpx.Client:
@@ -71,44 +77,81 @@ def _parse_source(
         return [(files.fetched_at_from_name(p) or now, files.parse_file(p, day=day)) for p in files.sample_files()]
     if source.startswith("file:"):
         path = Path(source.removeprefix("file:"))
+        if path.is_dir():  # an archive of fetches: this day's, oldest first
+            found = [f for f in files.snapshot_files(path) if files.day_from_name(f) == day]
+            if not found:
+                raise IngestError(f"{path} holds no snapshot of {day}")
+            return [(files.fetched_at_from_name(f) or now, files.parse_file(f, day=day)) for f in found]
         return [(files.fetched_at_from_name(path) or now, files.parse_file(path, day=day))]
-    if source not in ("hf", "arxiv"):
+    if source not in NETWORK_SOURCES:
         raise IngestError(f"unknown source {source!r}: use hf, arxiv, sample or file:PATH")
-    owned = client is None
-    client = client or _http_client(settings)
-    try:
-        if source == "hf":
-            pages = hf.fetch_day(client, api_url=settings.hf_api_url, day=day, retries=settings.http_retries)
-            return [(now, hf.parse_day(pages, day=day))]
-        feeds = arxiv.fetch_categories(
-            client, api_url=settings.arxiv_api_url, categories=settings.arxiv_categories, day=day,
-            retries=settings.http_retries,
-        )
-        return [(now, arxiv.parse_feeds(feeds, day=day))]
-    finally:
-        if owned:
-            client.close()
+    assert client is not None  # ingest opens one for a network source
+    if source == "hf":
+        pages = hf.fetch_day(client, api_url=settings.hf_api_url, day=day, retries=settings.http_retries)
+        return [(now, hf.parse_day(pages, day=day))]
+    feeds = arxiv.fetch_categories(
+        client, api_url=settings.arxiv_api_url, categories=settings.arxiv_categories, day=day,
+        retries=settings.http_retries,
+    )
+    return [(now, arxiv.parse_feeds(feeds, day=day))]
 
 
 def ingest(
     settings: Settings, *, day: dt.date, source: str, client: httpx.Client | None = None,
     now: dt.datetime | None = None,
 ) -> IngestSummary:
-    """Fetch, parse and store one source's papers for ``day``; malformed records are skipped and reported."""
+    """Fetch, parse and store one source's papers for ``day``; malformed records are skipped and reported.
+
+    From a network source, the papers' thumbnails are fetched too (unless ``IMAGES=off``); a saved
+    file is the offline source, and nothing is fetched for it.
+    """
     now = now or utcnow()
     summary = IngestSummary(source=source, day=day)
-    fetches = _parse_source(settings, day=day, source=source, client=client, now=now)
-    with session_scope(engine(settings)) as session:
-        for fetched_at, parsed in sorted(fetches, key=lambda f: f[0]):
-            report = store_papers(session, papers=parsed.papers, fetched_at=fetched_at)
-            summary.fetches += 1
-            summary.new += report.new
-            summary.updated += report.updated
-            summary.snapshots += report.snapshots
-            summary.skipped.extend(parsed.skipped)
+    owned = client is None and source in NETWORK_SOURCES
+    if owned:
+        client = _http_client(settings)
+    try:
+        fetches = _parse_source(settings, day=day, source=source, client=client, now=now)
+        with session_scope(engine(settings)) as session:
+            for fetched_at, parsed in sorted(fetches, key=lambda f: f[0]):
+                report = store_papers(session, papers=parsed.papers, fetched_at=fetched_at)
+                summary.fetches += 1
+                summary.new += report.new
+                summary.updated += report.updated
+                summary.snapshots += report.snapshots
+                summary.skipped.extend(parsed.skipped)
+            if client is not None and source in NETWORK_SOURCES and settings.images != "off":
+                ids = {p.arxiv_id for _, parsed in fetches for p in parsed.papers}
+                summary.thumbnails, summary.thumbnails_skipped = store_thumbnails(
+                    session, client, papers_by_id(session, ids), hosts=settings.thumbnail_hosts,
+                    timeout=settings.http_timeout)
+    finally:
+        if owned and client is not None:
+            client.close()
     # The same broken record in every snapshot is one problem, reported once.
     summary.skipped = list(dict.fromkeys(summary.skipped))
     return summary
+
+
+def ingest_history(settings: Settings, directory: Path) -> list[IngestSummary]:
+    """Every snapshot file in ``directory`` (``hf_daily_papers_<day>_<HHMM>Z.json``), day by day, each day's
+    fetches oldest first: an archive of past fetches becomes the papers' engagement history."""
+    days = sorted({day for f in files.snapshot_files(directory) if (day := files.day_from_name(f))})
+    return [ingest(settings, day=day, source=f"file:{directory}") for day in days]
+
+
+def stored_images(settings: Settings) -> Callable[[str], tuple[bytes, str] | None]:
+    """Answers for the site's image addresses from the database, for a page rendered away from the site."""
+    prefix = f"{settings.base_url}{paths.IMAGE.format(name='')}"
+
+    def lookup(url: str) -> tuple[bytes, str] | None:
+        if not url.startswith(prefix):
+            return None
+        with Session(engine(settings)) as session:
+            image = find_image(session, url.removeprefix(prefix))
+            return (image.data, image.content_type) if image else None
+
+    return lookup
 
 
 # --- build and send ---------------------------------------------------------------------------

@@ -62,8 +62,47 @@ SUBSCRIBE: Answers = {
 PREFERENCES_SAVE: Answers = {
     400: page("The token is not valid (the generic page), or a field is out of range (the form again)"),
 }
+IMAGE: Answers = {
+    200: {"description": "The image (JPEG); cached for good, since its name is the digest of its bytes",
+          "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+    304: {"description": "The client's copy (If-None-Match) is this one"},
+    404: page("No stored image has that name"),
+}
 ARCHIVED_ISSUE: Answers = {
     404: page("No issue of that date (YYYY-MM-DD) and edition has gone out"),
+}
+ARCHIVE_LIST: Answers = {
+    400: page("`page` is not a whole number from 1 to 10000"),
+    404: page("There are fewer pages of issues than `page`"),
+}
+ATOM_FEED: Answers = {
+    200: {"description": "The latest issues as an Atom feed (RFC 4287), newest first; valid when there is none yet",
+          "content": {"application/atom+xml": {"schema": {"type": "string"}}}},
+}
+_JSON_FEED_ITEM = {
+    "type": "object",
+    "required": ["id", "url", "title", "content_html", "content_text", "date_published"],
+    "properties": {
+        "id": {"type": "string", "description": "the issue's URL"}, "url": {"type": "string", "format": "uri"},
+        "title": {"type": "string"}, "content_html": {"type": "string"}, "content_text": {"type": "string"},
+        "date_published": {"type": "string", "format": "date-time"},
+    },
+}
+JSON_FEED: Answers = {
+    200: {"description": "The latest issues as a JSON Feed (https://jsonfeed.org/version/1.1), newest first",
+          "content": {"application/feed+json": {"schema": {
+              "type": "object",
+              "required": ["version", "title", "home_page_url", "feed_url", "authors", "items"],
+              "properties": {
+                  "version": {"const": "https://jsonfeed.org/version/1.1"},
+                  "title": {"type": "string"}, "description": {"type": "string"}, "language": {"type": "string"},
+                  "home_page_url": {"type": "string", "format": "uri"}, "feed_url": {"type": "string", "format": "uri"},
+                  "authors": {"type": "array", "minItems": 1, "items": {
+                      "type": "object", "required": ["name"],
+                      "properties": {"name": {"type": "string"}, "url": {"type": "string", "format": "uri"}}}},
+                  "items": {"type": "array", "items": _JSON_FEED_ITEM},
+              },
+          }}}},
 }
 class HealthReport(BaseModel):
     """``ok``, ``in-process`` (no broker) or ``error: …`` for each."""

@@ -15,6 +15,8 @@ from sqlmodel import Session, select
 from pipeline import service
 from pipeline.models import Subscriber
 from pipeline.service.confirmations import confirmation_message
+from tests.support.papers_api import day_items, papers_api
+from tests.support.paths import FIXTURES
 from tests.support.sending import DAY, prepare, send_all, subscribe
 from tests.support.spam import spam_report
 
@@ -60,6 +62,19 @@ def assert_clean(message: bytes) -> None:
 def test_the_sample_days_digest_scores_low(make_settings, size):
     cfg = make_settings(digest_size=size)
     prepare(cfg, n=1)
+    assert_clean(digest_eml(cfg))
+
+
+@pytest.mark.parametrize("images", ["proxied", "remote"])
+@pytest.mark.parametrize("size", [10, 25])
+def test_with_a_thumbnail_on_every_card_the_digest_scores_low(make_settings, size, images):
+    cfg = make_settings(digest_size=size, images=images)
+    for snapshot in ("hf_daily_papers_2025-03-21_0600Z.json", "hf_daily_papers_2025-03-21_1800Z.json"):
+        client, _ = papers_api(day_items(FIXTURES / snapshot))
+        service.ingest(cfg, day=DAY, source="hf", client=client)
+    subscribe(cfg, ["reader@example.org"])
+    issue, _ = service.build(cfg, day=DAY)
+    assert issue.html.count('<img class="im"') == size
     assert_clean(digest_eml(cfg))
 
 

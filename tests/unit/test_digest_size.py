@@ -3,12 +3,17 @@ fit, snippets shrink and then go, lowest-ranked first, and the papers, their lin
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from pipeline.compose import render, slots
-from pipeline.compose.render import HTML_LIMIT, SUMMARY_LIMIT, TITLE_LIMIT, WHY_LIMIT, render_digest
+from pipeline.compose.cards import SUMMARY_LIMIT, TITLE_LIMIT, WHY_LIMIT
+from pipeline.compose.render import HTML_LIMIT, render_digest
 from pipeline.models import MAX_DIGEST_SIZE
 from tests.unit.test_render import CTX, Doc, sample_items
+
+WITH_IMAGES = dataclasses.replace(CTX, images="proxied", site_url="https://papers-of-a-rather-long-name.example.org")
 
 SENTENCE = "Training large models costs a great deal of compute, and we show how to spend less of it. "
 
@@ -25,6 +30,9 @@ def worst_day(n: int = MAX_DIGEST_SIZE) -> list[dict]:
             github_repo=f"https://github.com/some-organisation/a-rather-long-repository-name-{i}",
             project_page=f"https://some-organisation.github.io/a-rather-long-project-page-{i}/index.html",
             github_stars=12345, comments=999, upvotes=9999,
+            organization="The Institute for Extraordinarily Comprehensive Research on Everything " * 3,
+            thumbnail={"digest": f"{i:064x}", "width": 1144, "height": 618,
+                       "url": f"https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/{i}.png"},
         )
     return items
 
@@ -41,6 +49,19 @@ def test_the_worst_day_fits_with_every_snippet():
     assert len(as_sent(rendered.html)) <= HTML_LIMIT
     summaries = [t for t in Doc(rendered.html).text if t.startswith("Training large models")]
     assert len(summaries) == MAX_DIGEST_SIZE and all(len(s) <= SUMMARY_LIMIT for s in summaries)
+    assert "<img" not in rendered.html
+
+
+def test_with_thumbnails_the_worst_day_fits_and_the_top_papers_keep_theirs():
+    rendered = render_digest(worst_day(), ctx=WITH_IMAGES)
+    assert len(as_sent(rendered.html)) <= HTML_LIMIT
+    cards = rendered.html.split(' id="p')[1:]
+    assert len(cards) == MAX_DIGEST_SIZE and "Unsubscribe" in rendered.html.rsplit(' id="p', 1)[1]
+    pictured = ['<img class="im" src="https://papers-of-a-rather-long-name.example.org/images/' in card
+                for card in cards]
+    with_snippet = ["Training large models" in card for card in cards]
+    assert pictured == with_snippet == sorted(pictured, reverse=True)  # the extras go from the bottom up
+    assert 0 < sum(pictured) < MAX_DIGEST_SIZE
 
 
 @pytest.fixture

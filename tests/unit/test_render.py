@@ -14,17 +14,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from pipeline.compose import slots
+from pipeline.compose.cards import SUMMARY_LIMIT, safe_url, short_authors, truncate
 from pipeline.compose.render import (
     SUBJECT_LIMIT,
-    SUMMARY_LIMIT,
     DigestContext,
     RenderedIssue,
     header_safe,
     render_digest,
-    safe_url,
-    short_authors,
     templates_path,
-    truncate,
 )
 from pipeline.errors import RenderError
 from pipeline.models import MAX_DIGEST_SIZE
@@ -41,8 +38,9 @@ CTX = DigestContext(
 )
 
 
-def sample_items(n: int) -> list[dict]:
-    """The top ``n`` real papers of the sample day, shaped like frozen ranking output."""
+def sample_items(n: int, *, thumbnails: bool = False) -> list[dict]:
+    """The top ``n`` real papers of the sample day, shaped like frozen ranking output (with a stored
+    thumbnail each if asked)."""
     entries = sorted(json.loads(SAMPLE.read_text()), key=lambda e: -e["paper"]["upvotes"])
     assert len(entries) >= n
     items = []
@@ -64,6 +62,8 @@ def sample_items(n: int) -> list[dict]:
                 "github_stars": paper.get("githubStars"),
                 "score": float(paper["upvotes"]),
                 "why": f"+{paper['upvotes']} upvotes in the last 12 h",
+                "thumbnail": {"digest": f"{rank:064x}", "width": 1144, "height": 618, "url": entry["thumbnail"]}
+                if thumbnails else None,
             }
         )
     return items
