@@ -6,6 +6,7 @@
     │   └── DayNotAvailable   the papers API has no list for that day (yet)
     ├── RenderError           a template failed to render, lost a placeholder, or got a value unfit for a header
     ├── IssueError            no issue for a date (or an id), nothing to rank, issue frozen
+    ├── BacktestError         no stored history to judge the trend score on, or too few days of it
     ├── SubscriberError       an address that cannot be stored
     │   ├── Suppressed        it unsubscribed, bounced or was erased (pipeline.audience.subscribers)
     │   └── InvalidLink       a link's token is tampered, expired, of another purpose, or names nobody
@@ -43,6 +44,10 @@ class RenderError(PapermailError):
 
 
 class IssueError(PapermailError):
+    exit_code = 65  # EX_DATAERR
+
+
+class BacktestError(PapermailError):
     exit_code = 65  # EX_DATAERR
 
 

@@ -82,6 +82,7 @@ class Paper(SQLModel, table=True):
     thumbnail_url: str | None = Field(default=None, sa_type=Text)  # the source's picture of the paper
     thumbnail: str | None = Field(default=None, foreign_key="image.digest", max_length=64)  # our copy of it
     published_at: datetime | None = _when(default=None)
+    withdrawn_at: datetime | None = _when(default=None)  # set once a source says so: never featured again
     submitted_at: datetime | None = _when(default=None)  # when it entered the daily list
     listed_on: dt.date = Field(index=True)  # the day whose list it belongs to
     source: str = Field(max_length=16)

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     arxiv_categories: list[str] = ["cs.LG", "cs.CL", "cs.CV", "cs.AI"]
     http_timeout: float = Field(20.0, gt=0)
     http_retries: int = Field(4, ge=0)
+    snapshot_every_hours: float = Field(
+        3.0, ge=0, description="beat fetches the current lists this often, so velocity is measured between "
+        "real fetches; 0: only the daily run fetches")
 
     @field_validator("base_url")
     @classmethod

@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 from pipeline.settings import Settings
@@ -16,6 +17,10 @@ from tests.support.services import free_port, fresh_postgres, start_redis, stop
 from tests.support.smtp import RecordingHandler, SMTPScript, recording_server
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+# No deadline on generated examples: a slow one on a busy machine is not a wrong one (benches measure speed).
+hypothesis.settings.register_profile("papermail", deadline=None)
+hypothesis.settings.load_profile("papermail")
 
 
 # --- databases --------------------------------------------------------------------------------

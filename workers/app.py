@@ -54,6 +54,10 @@ def make_app(settings: Settings) -> Celery:
                           "options": {"expires": reconcile_every * 0.9}},
         },
     )
+    if settings.snapshot_every_hours:
+        every = settings.snapshot_every_hours * 3600
+        app.conf.beat_schedule["snapshot"] = {"task": "papermail.snapshot", "schedule": every,
+                                              "options": {"expires": every * 0.9}}
     if settings.inbound_maildir is not None:
         every = float(settings.inbound_every_seconds)
         app.conf.beat_schedule["inbound"] = {"task": "papermail.inbound", "schedule": every,

@@ -93,6 +93,12 @@ def housekeeping() -> dict:
     return {"forgotten": expiry.forgotten, "marked": expiry.marked, "failed": expiry.failed}
 
 
+@app.task(name="papermail.snapshot")
+def snapshot() -> dict:
+    """Every SNAPSHOT_EVERY_HOURS: the current lists fetched once more, one engagement snapshot per paper."""
+    return {summary.day.isoformat(): summary.snapshots for summary in service.snapshot(get_settings())}
+
+
 @app.task(name="papermail.inbound")
 def inbound() -> dict:
     """Every few minutes, when INBOUND_MAILDIR is set: count bounces, carry out mailed unsubscribes."""

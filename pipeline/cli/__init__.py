@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import sys
 
-from pipeline.cli import daily, operators, subscribers  # noqa: F401  (each registers its commands, in this order)
-from pipeline.cli.base import TerminalLogHandler, app, err
+from pipeline.cli import backtest, daily, operators, subscribers  # noqa: F401  (each registers its commands)
+from pipeline.cli.base import TerminalLogHandler, app, err, reflow_help, subscribers_app
 from pipeline.errors import PapermailError
+
+reflow_help(app, subscribers_app)
 
 
 def main() -> None:

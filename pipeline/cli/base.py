@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import logging
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pipeline import service
 from pipeline.errors import ConfigError
@@ -107,3 +109,21 @@ def parse_day(value: str | None, *, source: str | None = None) -> dt.date:
 
 def eager(cfg: Settings) -> bool:
     return cfg.broker_url is None
+
+
+def progress_bar() -> Progress:
+    """A bar on standard error, shown only when that is a terminal (never in a script's captured output)."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    # Not redirecting stdout: an export may be writing its CSV there.
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal, redirect_stdout=False,
+                    redirect_stderr=False)
+
+
+def reflow_help(*apps: typer.Typer) -> None:
+    """Join the lines of each paragraph of every command's docstring: the terminal wraps ``--help`` to its
+    width, and a line broken for the source would come out broken twice."""
+    for each in apps:
+        for command in each.registered_commands:
+            if command.callback is not None and command.callback.__doc__:
+                paragraphs = inspect.cleandoc(command.callback.__doc__).split("\n\n")
+                command.callback.__doc__ = "\n\n".join(" ".join(p.split()) for p in paragraphs)

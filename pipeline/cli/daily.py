@@ -25,6 +25,7 @@ from pipeline.cli.base import (
     err,
     out,
     parse_day,
+    progress_bar,
     settings,
 )
 from pipeline.compose import slots
@@ -58,12 +59,44 @@ def ingest(date: DateOpt = None, source: SourceOpt = "hf") -> None:
     cfg = settings()
     folder = Path(source.removeprefix("file:"))
     if date is None and source.startswith("file:") and folder.is_dir():
-        days = service.ingest_history(cfg, folder)  # an archive of fetches: the whole history it holds
-        for summary in days:
-            _print_ingest(summary)
-        out.print(f"{len(days)} days of snapshots from {folder}")
+        _ingest_folder(cfg, folder)  # an archive of fetches: the whole history it holds
         return
     _print_ingest(service.ingest(cfg, day=parse_day(date, source=source), source=source))
+
+
+@app.command()
+def snapshot() -> None:
+    """Fetch the last four days' Hugging Face lists once more: one engagement snapshot per paper.
+
+    Beat runs it every SNAPSHOT_EVERY_HOURS; without workers, run it from cron
+    (``0 */3 * * * papermail snapshot``) so that velocity is measured between fetches hours apart.
+    """
+    for summary in service.snapshot(settings()):
+        _print_ingest(summary)
+
+
+def _ingest_folder(cfg: Settings, folder: Path) -> None:
+    total = service.IngestSummary(source=f"file:{folder}", day=dt.date.min)
+    days, skipped = 0, list[str]()
+    with progress_bar() as progress:
+        bar = progress.add_task("ingesting days", total=None)
+        for summary in service.ingest_history(cfg, folder, started=lambda n: progress.update(bar, total=n)):
+            days += 1
+            total.fetches += summary.fetches
+            total.new += summary.new
+            total.updated += summary.updated
+            total.snapshots += summary.snapshots
+            total.withdrawn += summary.withdrawn
+            skipped.extend(f"{summary.day} {s.ref}: {s.reason}" for s in summary.skipped)
+            progress.advance(bar)
+    out.print(f"ingested {days} days of snapshots ({total.fetches} fetches) from {folder}: {total.new} new papers, "
+              f"{total.updated} updated, {total.snapshots} engagement snapshots", markup=False, highlight=False)
+    if total.withdrawn:
+        out.print(f"{total.withdrawn} stored paper(s) now withdrawn: never featured again")
+    if skipped:
+        err.print(f"skipped {len(skipped)} malformed record(s):")
+        for line in skipped:
+            err.print(f"  {line}", markup=False, highlight=False)
 
 
 def _print_ingest(summary: service.IngestSummary) -> None:
@@ -75,6 +108,8 @@ def _print_ingest(summary: service.IngestSummary) -> None:
         err.print(f"skipped {len(summary.skipped)} malformed record(s):")
         for skipped in summary.skipped:
             err.print(f"  {skipped.ref}: {skipped.reason}", markup=False, highlight=False)
+    if summary.withdrawn:
+        out.print(f"{summary.withdrawn} stored paper(s) now withdrawn: never featured again")
     if summary.thumbnails or summary.thumbnails_skipped:
         out.print(f"thumbnails: {summary.thumbnails} fetched, {len(summary.thumbnails_skipped)} not (shown without)")
         for skipped in summary.thumbnails_skipped:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlmodel import Session, func, select
 
 from pipeline import service
@@ -23,7 +22,7 @@ from pipeline.audience.subscribers import (
     remove_subscribers,
     store_address,
 )
-from pipeline.cli.base import err, out, settings, subscribers_app
+from pipeline.cli.base import err, out, progress_bar, settings, subscribers_app
 from pipeline.errors import PapermailError
 from pipeline.models import Subscriber, SubscriberStatus
 from pipeline.settings import Settings
@@ -95,7 +94,7 @@ def subscribers_import(
     record = _consent_record(force_consent, pending)
     rows = read_csv_emails(csv_file)
     report = ImportReport()
-    with Session(service.engine(cfg)) as session, _progress() as progress:
+    with Session(service.engine(cfg)) as session, progress_bar() as progress:
         bar = progress.add_task("importing", total=len(rows))
         try:
             import_rows(session, rows=rows, confirmed=not pending, force_consent=record, report=report,
@@ -127,7 +126,7 @@ def subscribers_export(
     out_file: Annotated[Path | None, typer.Option("--out", help="CSV file to write (default: standard output).")] = None,
 ) -> None:
     """Export every subscriber with status and preferences as CSV."""
-    with Session(service.engine(settings())) as session, _progress() as progress:
+    with Session(service.engine(settings())) as session, progress_bar() as progress:
         bar = progress.add_task("exporting", total=session.exec(select(func.count()).select_from(Subscriber)).one())
         rows = export_rows(session)
         stream = out_file.open("w", newline="", encoding="utf-8") if out_file else sys.stdout
@@ -145,13 +144,6 @@ def subscribers_export(
                 stream.close()
     err.print(f"{count} subscriber(s) exported{f' to {out_file}' if out_file else ''}")
 
-
-def _progress() -> Progress:
-    """A bar on standard error, shown only when that is a terminal (never in a script's captured output)."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    # Not redirecting stdout: the export may be writing its CSV there.
-    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal, redirect_stdout=False,
-                    redirect_stderr=False)
 
 
 @subscribers_app.command("remove")

@@ -2,8 +2,9 @@
 
 An issue is named after the day whose papers it ranks, in one of two editions:
 daily (the papers listed that day) and weekly (the seven days up to it). It
-describes the moment ``as_of`` = the next day's send hour, or now if that is
-earlier, so rebuilding a past day gives the same order whenever it runs.
+describes the moment ``as_of`` = the next day's send hour (and the few minutes
+the run at that hour takes to fetch the list, ``FETCH_GRACE``), or now if that
+is earlier, so rebuilding a past day gives the same order whenever it runs.
 
 The ranked list is frozen with up to ``MAX_DIGEST_SIZE`` papers; the issue is
 rendered once with the list's default size, and once more per other size that
@@ -54,15 +55,21 @@ class RankRequest:
         return self.day - dt.timedelta(days=days - 1)
 
 
+# The daily run starts at the send hour and ranks what it has just fetched: a snapshot taken in its first
+# minutes describes the send hour, not a later moment.
+FETCH_GRACE = dt.timedelta(minutes=15)
+
+
 def as_of_for(day: dt.date, *, send_hour: int, now: dt.datetime) -> dt.datetime:
-    cutoff = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(send_hour), tzinfo=dt.UTC)
+    cutoff = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(send_hour), tzinfo=dt.UTC) + FETCH_GRACE
     return min(cutoff, now)
 
 
-def _listed_at(paper: Paper) -> dt.datetime:
-    if paper.submitted_at is not None:
-        return paper.submitted_at
-    return dt.datetime.combine(paper.listed_on, dt.time(0), tzinfo=dt.UTC)
+def listed_at(submitted_at: dt.datetime | None, listed_on: dt.date) -> dt.datetime:
+    """When a paper entered the daily list: its submission time there, else that day's midnight (UTC)."""
+    if submitted_at is not None:
+        return submitted_at
+    return dt.datetime.combine(listed_on, dt.time(0), tzinfo=dt.UTC)
 
 
 def _recently_featured(session: Session, day: dt.date) -> set[str]:
@@ -76,7 +83,8 @@ def _recently_featured(session: Session, day: dt.date) -> set[str]:
 
 def candidates_for(session: Session, req: RankRequest) -> tuple[list[Candidate], dict[str, Paper]]:
     papers = session.exec(
-        select(Paper).where(Paper.listed_on >= req.first_day, Paper.listed_on <= req.day).order_by(col(Paper.id))
+        select(Paper).where(Paper.listed_on >= req.first_day, Paper.listed_on <= req.day,
+                            col(Paper.withdrawn_at).is_(None)).order_by(col(Paper.id))
     ).all()
     if req.edition is Edition.daily:  # weekly readers have not seen the dailies
         featured = _recently_featured(session, req.day)
@@ -86,7 +94,7 @@ def candidates_for(session: Session, req: RankRequest) -> tuple[list[Candidate],
     if ids:
         for m in session.exec(select(PaperMetrics).where(col(PaperMetrics.paper_id).in_(ids))):
             history[m.paper_id].append(Snapshot(m.fetched_at, m.upvotes, m.comments, m.github_stars))
-    candidates = [Candidate(p.arxiv_id, _listed_at(p), tuple(history[p.id])) for p in papers]  # type: ignore[index]
+    candidates = [Candidate(p.arxiv_id, listed_at(p.submitted_at, p.listed_on), tuple(history[p.id])) for p in papers]  # type: ignore[index]
     return candidates, {p.arxiv_id: p for p in papers}
 
 
@@ -139,6 +147,7 @@ def digest_item(position: int, score: TrendScore, paper: Paper,
             "stars": round(score.star_part, 6),
             "decay": round(score.decay, 6),
             "age_hours": round(score.age_hours, 3),
+            "measured": score.measured,  # "later": no snapshot by as_of, the first one after it was used
         },
     }
 

@@ -2,7 +2,13 @@
 
 For each candidate paper, at the moment ``now``:
 
-    latest    = the newest metrics snapshot taken at or before ``now``
+    latest    = the newest metrics snapshot taken at or before ``now``; when
+                there is none (a backfill, a late re-ingest, a saved day whose
+                file name has no time), the earliest one taken after it: the
+                best information there is, and marked as such (``measured``);
+                its gains are taken as made by ``now`` (span = age), since most
+                votes come in a paper's first day on the list, and a late
+                fetch should not dilute them by the wait
     baseline  = the oldest snapshot within ``window_hours`` before ``latest``;
                 with no such snapshot, the paper's listing time with zero
                 engagement (a paper enters the daily list with nothing)
@@ -17,8 +23,8 @@ For each candidate paper, at the moment ``now``:
     decay        = 0.5 ** (age_hours / half_life_hours)           age since listing
     score        = (upvote part + comment part + star part) * decay
 
-Ties are broken by upvotes (more first), then by arXiv id, so the order is
-deterministic. Every part is kept on the result so the order can be explained
+Ties are broken by upvotes (more first, from the newest snapshot known, even
+one taken after ``now``), then by arXiv id, so the order is deterministic. Every part is kept on the result so the order can be explained
 (``papermail rank --explain``) and turned into a "why it's trending" line.
 """
 
@@ -69,6 +75,8 @@ class TrendScore:
     comments: int
     github_stars: int | None
     baseline: str  # "snapshot" (velocity between two fetches) or "listing" (since the paper was listed)
+    measured: str = "on time"  # "on time" (a snapshot by ``now``), "later" (only one after it) or "never"
+    known_upvotes: int = 0  # from the newest snapshot of all: what ties are broken by
 
 
 MIN_SPAN_HOURS = 1.0
@@ -80,11 +88,16 @@ def _hours(delta_seconds: float) -> float:
 
 def score_candidate(candidate: Candidate, *, now: datetime, weights: Weights) -> TrendScore:
     """Score one paper as of ``now`` (see the module docstring for the formula)."""
-    seen = sorted((s for s in candidate.snapshots if s.fetched_at <= now), key=lambda s: s.fetched_at)
+    ordered = sorted(candidate.snapshots, key=lambda s: s.fetched_at)
+    seen = [s for s in ordered if s.fetched_at <= now]
+    measured = "on time"
+    if not seen and ordered:
+        seen, measured = ordered[:1], "later"  # nothing by ``now``: the first fetch after it, said so
     age = max(0.0, _hours((now - candidate.listed_at).total_seconds()))
     decay = 0.5 ** (age / weights.half_life_hours)
     if not seen:
-        return TrendScore(candidate.arxiv_id, 0.0, 0.0, 0.0, 0.0, decay, age, 0.0, 0, 0, 0, 0, None, "none")
+        return TrendScore(candidate.arxiv_id, 0.0, 0.0, 0.0, 0.0, decay, age, 0.0, 0, 0, 0, 0, None, "none",
+                          measured="never")
 
     latest = seen[-1]
     window_start = latest.fetched_at.timestamp() - weights.window_hours * 3600
@@ -95,7 +108,10 @@ def score_candidate(candidate: Candidate, *, now: datetime, weights: Weights) ->
     else:
         base_at, base_up, base_comments, baseline = candidate.listed_at, 0, 0, "listing"
 
-    span = max(MIN_SPAN_HOURS, _hours((latest.fetched_at - base_at).total_seconds()))
+    if measured == "later":  # its gains taken as made by ``now``: most votes come in the first day on the list
+        span = max(MIN_SPAN_HOURS, age)
+    else:
+        span = max(MIN_SPAN_HOURS, _hours((latest.fetched_at - base_at).total_seconds()))
     up_gained = max(0, latest.upvotes - base_up)
     comments_gained = max(0, latest.comments - base_comments)
     upvote_part = weights.upvote * up_gained / span
@@ -117,14 +133,16 @@ def score_candidate(candidate: Candidate, *, now: datetime, weights: Weights) ->
         comments=latest.comments,
         github_stars=latest.github_stars,
         baseline=baseline,
+        measured=measured,
+        known_upvotes=ordered[-1].upvotes,
     )
 
 
 def rank(candidates: list[Candidate], *, now: datetime, weights: Weights) -> list[TrendScore]:
     """All candidates scored and ordered best first, deterministically."""
     scores = [score_candidate(c, now=now, weights=weights) for c in candidates]
-    # Round before comparing so float noise never decides an order; then upvotes, then id.
-    return sorted(scores, key=lambda s: (-round(s.score, 9), -s.upvotes, s.arxiv_id))
+    # Round before comparing so float noise never decides an order; then the latest upvotes known, then id.
+    return sorted(scores, key=lambda s: (-round(s.score, 9), -s.known_upvotes, s.arxiv_id))
 
 
 def _span(hours: float) -> str:
@@ -154,8 +172,16 @@ def explain_lines(scores: list[TrendScore]) -> list[str]:
     """Lines for ``papermail rank --explain``: each score as the sum of its parts, times decay."""
     lines = ["  #  arxiv id        score = (upvotes/h + comments/h + stars) × decay    age  why"]
     for i, s in enumerate(scores, 1):
+        marked = s.arxiv_id + (LATE_MARK if s.measured == "later" else "")
         lines.append(
-            f"{i:>3}  {s.arxiv_id:<14} {s.score:>6.3f} = ({s.upvote_part:>9.3f} + {s.comment_part:>10.3f}"
+            f"{i:>3}  {marked:<15}{s.score:>6.3f} = ({s.upvote_part:>9.3f} + {s.comment_part:>10.3f}"
             f" + {s.star_part:>5.3f}) × {s.decay:.3f}  {s.age_hours:>4.0f} h  {why_trending(s)}"
         )
+    if any(s.measured == "later" for s in scores):
+        lines.append(f"  {LATE_MARK} no snapshot by the scoring moment: measured from the first one taken after it")
+    if any(s.measured == "never" for s in scores):
+        lines.append("  papers with no snapshot at all score 0 (ingest the day again to measure them)")
     return lines
+
+
+LATE_MARK = "*"

@@ -171,6 +171,14 @@ class _Reject(Exception):
         self.reason = reason
 
 
+class _Withdrawn(_Reject):
+    """A withdrawn paper: not ingested, and one already stored is never featured again."""
+
+    def __init__(self, arxiv_id: str, at: datetime | None) -> None:
+        super().__init__("withdrawn")
+        self.arxiv_id, self.at = arxiv_id, at
+
+
 def _count(value: Any, name: str) -> int:
     # bool is an int subclass: ``true`` upvotes is not a count.
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
@@ -242,8 +250,8 @@ def _paper(item: Any, *, day: date, source: str) -> PaperIn:
     arxiv_id = normalize_arxiv_id(raw_id)
     if arxiv_id is None:
         raise _Reject("invalid arXiv id")
-    if paper.get("withdrawnAt"):
-        raise _Reject("withdrawn")
+    if withdrawn := paper.get("withdrawnAt"):
+        raise _Withdrawn(arxiv_id, parse_timestamp(withdrawn) if isinstance(withdrawn, str) else None)
     title = paper.get("title")
     if not isinstance(title, str):
         raise _Reject("missing title")
@@ -301,6 +309,8 @@ def parse_day(pages: list[bytes] | bytes, *, day: date, source: str = "hf") -> P
                 paper = _paper(item, day=day, source=source)
             except _Reject as rejected:
                 result.skipped.append(Skipped(ref=ref, reason=rejected.reason))
+                if isinstance(rejected, _Withdrawn):
+                    result.withdrawn.setdefault(rejected.arxiv_id, rejected.at)
                 continue
             result.add(paper, ref=ref)
     return result

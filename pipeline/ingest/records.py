@@ -41,6 +41,7 @@ class Skipped:
 class ParseResult:
     papers: list[PaperIn] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    withdrawn: dict[str, dt.datetime | None] = field(default_factory=dict)  # arXiv id -> when, if it says
     _ids: set[str] = field(default_factory=set, repr=False, compare=False)
 
     def add(self, paper: PaperIn, *, ref: str, repeats_are_errors: bool = True) -> None:

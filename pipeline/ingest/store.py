@@ -134,3 +134,19 @@ def papers_by_id(session: Session, arxiv_ids: set[str]) -> list[Paper]:
     for start in range(0, len(ids), CHUNK):
         rows.extend(session.exec(select(Paper).where(col(Paper.arxiv_id).in_(ids[start : start + CHUNK]))))
     return sorted(rows, key=lambda p: p.id or 0)
+
+
+def mark_withdrawn(session: Session, withdrawn: dict[str, datetime | None], *, seen_at: datetime) -> int:
+    """Mark the stored papers among ``withdrawn`` (arXiv id -> when) as withdrawn; how many were newly marked.
+
+    A paper whose withdrawal time is unknown is marked as of ``seen_at``. Flushes but does not commit.
+    """
+    marked = 0
+    for paper in papers_by_id(session, set(withdrawn)):
+        if paper.withdrawn_at is None:
+            paper.withdrawn_at = withdrawn[paper.arxiv_id] or seen_at
+            paper.updated_at = utcnow()
+            session.add(paper)
+            marked += 1
+    session.flush()
+    return marked

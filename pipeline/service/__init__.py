@@ -37,6 +37,7 @@ from pipeline.service.daily import (
     run_day,
     send_range,
     send_range_patiently,
+    snapshot,
     start_sending,
     stored_images,
 )
@@ -50,5 +51,5 @@ __all__ = [
     "IngestSummary", "SAMPLE", "build", "confirm_url", "confirmation_message", "default_day", "digest_context",
     "dkim_signer", "editions_due", "engine", "finish", "handle_inbound", "housekeeping", "ingest", "ingest_history", "is_stale",
     "issue_for", "pause", "Progress", "progress", "rank_request", "read_inbound", "reconcile", "resend", "resume",
-    "sample_day", "send_confirmation", "send_context", "send_range", "start_sending", "stored_images", "weights",
+    "sample_day", "send_confirmation", "send_context", "send_range", "snapshot", "start_sending", "stored_images", "weights",
 ]

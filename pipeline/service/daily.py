@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -22,10 +22,10 @@ from pipeline.delivery.ledger import close_if_done, open_deliveries, plan_batche
 from pipeline.delivery.messengers import open_messenger
 from pipeline.delivery.pacing import pacer_for
 from pipeline.digest.issues import build_issue, ensure_variants, find_issue
-from pipeline.errors import DeliveryError, IngestError, IssueError
+from pipeline.errors import DayNotAvailable, DeliveryError, IngestError, IssueError
 from pipeline.ingest import arxiv, files, hf
 from pipeline.ingest.records import ParseResult, Skipped
-from pipeline.ingest.store import papers_by_id, store_papers
+from pipeline.ingest.store import mark_withdrawn, papers_by_id, store_papers
 from pipeline.ingest.thumbnails import find_image, store_thumbnails
 from pipeline.models import Delivery, Edition, Issue, utcnow
 from pipeline.service.context import (
@@ -55,6 +55,7 @@ class IngestSummary:
     updated: int = 0
     snapshots: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    withdrawn: int = 0  # stored papers newly marked withdrawn
     thumbnails: int = 0  # thumbnails fetched and kept
     thumbnails_skipped: list[Skipped] = field(default_factory=list)
 
@@ -120,6 +121,7 @@ def ingest(
                 summary.updated += report.updated
                 summary.snapshots += report.snapshots
                 summary.skipped.extend(parsed.skipped)
+                summary.withdrawn += mark_withdrawn(session, parsed.withdrawn, seen_at=fetched_at)
             if client is not None and source in NETWORK_SOURCES and settings.images != "off":
                 ids = {p.arxiv_id for _, parsed in fetches for p in parsed.papers}
                 summary.thumbnails, summary.thumbnails_skipped = store_thumbnails(
@@ -133,11 +135,37 @@ def ingest(
     return summary
 
 
-def ingest_history(settings: Settings, directory: Path) -> list[IngestSummary]:
+# Today's list, still filling; yesterday's, which the next daily run sends; and the two before, whose
+# papers are still gaining: what the backtest judges a day's ranking against (3 days after it went out).
+SNAPSHOT_DAYS = 4
+
+
+def snapshot(settings: Settings, *, now: dt.datetime | None = None,
+             client: httpx.Client | None = None) -> list[IngestSummary]:
+    """Fetch the recent Hugging Face lists (today's and the three before) once more, so that velocity is
+    measured between real fetches a few hours apart and the backtest can see what papers gained after
+    their issue went out; a list not open yet is passed over."""
+    now = now or utcnow()
+    summaries = []
+    for back in range(SNAPSHOT_DAYS):
+        day = (now - dt.timedelta(days=back)).date()
+        try:
+            summaries.append(ingest(settings, day=day, source="hf", client=client, now=now))
+        except DayNotAvailable:
+            log.info("no Hugging Face list for %s yet", day)
+    return summaries
+
+
+def ingest_history(settings: Settings, directory: Path,
+                   started: Callable[[int], None] | None = None) -> Iterator[IngestSummary]:
     """Every snapshot file in ``directory`` (``hf_daily_papers_<day>_<HHMM>Z.json``), day by day, each day's
-    fetches oldest first: an archive of past fetches becomes the papers' engagement history."""
+    fetches oldest first: an archive of past fetches becomes the papers' engagement history. Yields each
+    day's summary once it is stored; ``started(days)`` is told how many there are first."""
     days = sorted({day for f in files.snapshot_files(directory) if (day := files.day_from_name(f))})
-    return [ingest(settings, day=day, source=f"file:{directory}") for day in days]
+    if started is not None:
+        started(len(days))
+    for day in days:
+        yield ingest(settings, day=day, source=f"file:{directory}")
 
 
 def stored_images(settings: Settings) -> Callable[[str], tuple[bytes, str] | None]:

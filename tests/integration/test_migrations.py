@@ -20,7 +20,7 @@ from tests.support.paths import ROOT
 migrate.register_tables()
 TABLES = {t.name for t in SQLModel.metadata.sorted_tables}
 HEAD = migrate.head()
-LATER_PAPER_COLUMNS = {"organization", "thumbnail_url", "thumbnail"}
+LATER_PAPER_COLUMNS = {"organization", "thumbnail_url", "thumbnail", "withdrawn_at"}
 
 
 @pytest.fixture

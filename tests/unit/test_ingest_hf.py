@@ -117,6 +117,11 @@ def test_hostile_page_counts_and_reasons():
     ]
 
 
+def test_a_withdrawn_record_is_skipped_and_named_for_the_store():
+    result = parse_day(HOSTILE.read_bytes(), day=DAY)
+    assert result.withdrawn == {"2503.20006": datetime(2025, 3, 21, 10, tzinfo=UTC)}
+
+
 def test_duplicate_keeps_the_first_record():
     first = parse_day(HOSTILE.read_bytes(), day=DAY).papers[0]
     assert first.arxiv_id == "2505.19089"

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.digest.rank import Candidate, Snapshot, Weights, rank, score_candidate, why_trending
+from pipeline.digest.rank import Candidate, Snapshot, Weights, explain_lines, rank, score_candidate, why_trending
 
 T0 = datetime(2025, 3, 21, 0, 0, tzinfo=UTC)
 W = Weights(upvote=1.0, comment=2.0, star=1.0, half_life_hours=36.0, window_hours=24.0)
@@ -94,3 +94,44 @@ def test_why_line_leads_with_the_gains_biggest_first_and_ends_with_the_stars():
     assert why_trending(s) == "+24 upvotes in 12 h · +3 comments · 2,450 GitHub stars"
     c = Candidate("2501.00013", h(0), (Snapshot(h(6), 10, 1, 0), Snapshot(h(18), 11, 9, 0)))
     assert why_trending(score_candidate(c, now=h(18), weights=W)) == "+8 comments · +1 upvote in 12 h"
+
+
+# --- the best information available ------------------------------------------------------------
+
+
+def test_with_no_snapshot_by_now_the_first_one_after_it_is_used_and_marked():
+    c = Candidate("2501.00010", listed_at=h(2), snapshots=(Snapshot(h(200), 400, 8, 30), Snapshot(h(100), 300, 6)))
+    s = score_candidate(c, now=h(26), weights=W)
+    assert s.measured == "later" and s.baseline == "listing"
+    assert s.upvotes == 300 and s.span_hours == pytest.approx(24.0)  # the earliest later fetch, as made by now
+    assert s.upvote_part == pytest.approx(300 / 24) and s.decay == pytest.approx(0.5 ** (24 / 36))
+    assert s.known_upvotes == 400
+    assert why_trending(s) == "+300 upvotes since it was listed · +6 comments"
+    assert any(line.startswith("  * no snapshot by the scoring moment") for line in explain_lines([s]))
+    assert explain_lines([s])[1].split()[1:3] == ["2501.00010*", f"{s.score:.3f}"]
+
+
+def test_a_snapshot_by_now_always_wins_over_a_later_one():
+    c = Candidate("2501.00011", listed_at=h(0), snapshots=(Snapshot(h(4), 8, 0), Snapshot(h(30), 500, 0)))
+    s = score_candidate(c, now=h(4), weights=W)
+    assert s.measured == "on time" and s.upvotes == 8 and s.known_upvotes == 500
+
+
+def test_a_day_measured_only_later_ranks_by_what_the_papers_gained():
+    late = [Candidate(f"2501.0002{i}", listed_at=h(i), snapshots=(Snapshot(h(24 * 30), votes, 0),))
+            for i, votes in enumerate([68, 500, 12, 500, 3])]
+    order = [s.arxiv_id for s in rank(late, now=h(31), weights=W)]
+    assert order[:2] == ["2501.00023", "2501.00021"] and order[-1] == "2501.00024"  # listed later, same 500
+
+
+def test_ties_are_broken_by_the_newest_figures_known():
+    same = (Snapshot(h(1), 10, 0),)
+    a = Candidate("2501.00031", h(0), (*same, Snapshot(h(50), 20, 0)))
+    b = Candidate("2501.00032", h(0), (*same, Snapshot(h(50), 90, 0)))
+    assert [s.arxiv_id for s in rank([a, b], now=h(2), weights=W)] == ["2501.00032", "2501.00031"]
+
+
+def test_a_paper_never_measured_is_said_to_be():
+    s = score_candidate(Candidate("2501.00033", h(0)), now=h(5), weights=W)
+    assert s.measured == "never"
+    assert any("no snapshot at all" in line for line in explain_lines([s]))
