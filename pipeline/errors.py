@@ -10,6 +10,7 @@
     ├── SubscriberError       an address that cannot be stored
     │   ├── Suppressed        it unsubscribed, bounced or was erased (pipeline.audience.subscribers)
     │   └── InvalidLink       a link's token is tampered, expired, of another purpose, or names nobody
+    ├── InterestError         a reader's interest that cannot be kept (not an arXiv category, too long, one too many)
     ├── DeliveryError         a messenger could not be opened at all
     └── LeaseLost             a send batch's claim ran out and another sender settled its rows
 
@@ -57,6 +58,12 @@ class SubscriberError(PapermailError):
 
 class InvalidLink(SubscriberError):
     """A token that is tampered, expired, of another purpose, or names nobody: one answer for all of them."""
+
+
+class InterestError(PapermailError):
+    """An interest a reader typed that cannot be kept; the message is written for them (the form shows it)."""
+
+    exit_code = 65
 
 
 class DeliveryError(PapermailError):

@@ -81,6 +81,7 @@ class Paper(SQLModel, table=True):
     organization: str | None = Field(default=None, max_length=200)  # the lab or company it is listed under
     thumbnail_url: str | None = Field(default=None, sa_type=Text)  # the source's picture of the paper
     thumbnail: str | None = Field(default=None, foreign_key="image.digest", max_length=64)  # our copy of it
+    categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # arXiv's
     published_at: datetime | None = _when(default=None)
     withdrawn_at: datetime | None = _when(default=None)  # set once a source says so: never featured again
     submitted_at: datetime | None = _when(default=None)  # when it entered the daily list
@@ -133,8 +134,9 @@ class Subscriber(SQLModel, table=True):
     frequency: Frequency = Field(default=Frequency.daily, sa_type=_enum(Frequency))
     weekday: int = Field(default=0, ge=0, le=6)  # weekly mail arrives on this day (0 = Monday)
     digest_size: int | None = None  # papers per email; None = the list's default
-    # The reader's topics of interest: reserved for personal digests (stored, not used yet).
-    topics: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The reader's interests, each {"kind": category|keyword|author|organization, "value": ..., "mode":
+    # include|exclude} (pipeline.audience.interests); none = everything.
+    topics: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # Bounces: permanent failures counted; at BOUNCE_LIMIT the address becomes "bounced" until an operator clears it.
     hard_bounces: int = 0
     last_bounce_at: datetime | None = _when(default=None)
@@ -142,6 +144,18 @@ class Subscriber(SQLModel, table=True):
     # The last time the address was entered in the subscribe form, whatever came of it: every request
     # writes the same row, so the answer takes as long for a subscriber as for a stranger.
     requested_at: datetime | None = _when(default=None)
+
+
+class Vote(SQLModel, table=True):
+    """A reader's "more like this" (+1) or "less like this" (-1) on a paper; a second vote replaces the first."""
+
+    __table_args__ = (UniqueConstraint("subscriber_id", "arxiv_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    arxiv_id: str = Field(max_length=40)
+    value: int  # +1 or -1
+    voted_at: datetime = _when(default_factory=utcnow)
 
 
 class SuppressionReason(StrEnum):

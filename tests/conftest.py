@@ -129,6 +129,24 @@ def make_settings(tmp_path: Path):  # noqa: ANN201
     return build
 
 
+@pytest.fixture
+def cfg(make_settings, database_url):  # noqa: ANN001, ANN201
+    """Settings on each database, SQLite and PostgreSQL; a module that needs others defines its own."""
+    return make_settings(database_url=database_url)
+
+
+@pytest.fixture
+def client(cfg):  # noqa: ANN001, ANN201
+    """The site for ``cfg``, its confirmation mails recorded instead of sent."""
+    from fastapi.testclient import TestClient
+
+    from pipeline.web.app import create_app
+    from tests.support.web import Recorder
+
+    with TestClient(create_app(cfg, send_confirmation=Recorder(cfg))) as c:
+        yield c
+
+
 # --- a real browser -------------------------------------------------------------------------------
 
 

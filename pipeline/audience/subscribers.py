@@ -36,6 +36,7 @@ from pipeline.models import (
     SubscriberStatus,
     Suppression,
     SuppressionReason,
+    Vote,
     new_uid,
     utcnow,
 )
@@ -391,7 +392,7 @@ def _inert_cell(value: object) -> object:
 
 def remove_subscribers(session: Session, *, emails: Iterable[str],
                        now: datetime | None = None) -> tuple[list[str], list[str]]:
-    """Erase addresses and their delivery records (a person's right to be forgotten).
+    """Erase addresses, their delivery records and their votes (a person's right to be forgotten).
 
     Returns (removed, unknown). What stays is the address's suppression record, a hash that
     cannot be read back: the address is gone, and an import can never add it again. Its owner
@@ -410,6 +411,7 @@ def remove_subscribers(session: Session, *, emails: Iterable[str],
             unknown.append(address)
             continue
         session.execute(delete(Delivery).where(col(Delivery.subscriber_id) == sub.id))
+        session.execute(delete(Vote).where(col(Vote.subscriber_id) == sub.id))
         session.delete(sub)
         suppress(session, address=address, reason=SuppressionReason.removed, now=now)
         removed.append(address)

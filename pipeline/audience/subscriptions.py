@@ -24,8 +24,10 @@ import logging
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, delete, func, select
 
+from pipeline.audience import interests as reader_interests
+from pipeline.audience.interests import Change, Interest
 from pipeline.audience.subscribers import validate_new_address
 from pipeline.audience.suppression import lift, suppress
 from pipeline.audience.tokens import Purpose, Signer
@@ -37,6 +39,7 @@ from pipeline.models import (
     Subscriber,
     SubscriberStatus,
     SuppressionReason,
+    Vote,
 )
 
 CONFIRMATION_INTERVAL = dt.timedelta(days=1)  # at most one confirmation mail per address per day
@@ -211,6 +214,43 @@ def update_preferences(session: Session, *, uid: str, prefs: Preferences, now: d
     return subscriber
 
 
+def _for_update(session: Session, uid: str) -> Subscriber | None:
+    # Locked on PostgreSQL until the commit, so two forms sent at once both count (SQLite writes one at a time).
+    return session.exec(select(Subscriber).where(Subscriber.uid == uid).with_for_update()
+                        .execution_options(populate_existing=True)).first()
+
+
+def add_interest(session: Session, *, uid: str, interest: Interest, now: dt.datetime) -> Change | None:
+    """Add one interest to the reader's (see ``interests.add``); None if there is no such reader.
+
+    InterestError if they have as many as they may; nothing is changed then.
+    """
+    subscriber = _for_update(session, uid)
+    if subscriber is None:
+        return None
+    kept, change = reader_interests.add(reader_interests.load(subscriber.topics), interest)
+    if change != "already":
+        subscriber.topics = reader_interests.dump(kept)
+        subscriber.updated_at = now
+        session.add(subscriber)
+    return change
+
+
+def remove_interest(session: Session, *, uid: str, interest: Interest, now: dt.datetime) -> bool:
+    """Remove one interest (in whichever mode it is kept); False if the reader did not have it."""
+    subscriber = _for_update(session, uid)
+    if subscriber is None:
+        return False
+    current = reader_interests.load(subscriber.topics)
+    kept = reader_interests.remove(current, interest)
+    if len(kept) == len(current):
+        return False
+    subscriber.topics = reader_interests.dump(kept)
+    subscriber.updated_at = now
+    session.add(subscriber)
+    return True
+
+
 @dataclass(slots=True)
 class Expiry:
     forgotten: int = 0  # never confirmed, nothing else known: deleted
@@ -251,6 +291,7 @@ def _expire_one(session: Session, subscriber_id: int, *, now: dt.datetime, repor
         return  # confirmed or gone since the list was read
     mailed = session.exec(select(Delivery.id).where(Delivery.subscriber_id == subscriber_id).limit(1)).first()
     if subscriber.confirmed_at is None and subscriber.unsubscribed_at is None and mailed is None:
+        session.execute(delete(Vote).where(col(Vote.subscriber_id) == subscriber_id))  # none, unless it was mailed
         session.delete(subscriber)
         session.flush()
         report.forgotten += 1

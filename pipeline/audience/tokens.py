@@ -31,6 +31,7 @@ class Purpose(StrEnum):
     confirm = "papermail.confirm"
     unsubscribe = "papermail.unsubscribe"
     preferences = "papermail.preferences"
+    feedback = "papermail.feedback"  # "more / less like this" on a paper of a digest
 
 
 class _ClockedTimestampSigner(TimestampSigner):

@@ -284,7 +284,7 @@ def preview(
 
 def _write_preview(cfg: Settings, html: str, path: Path) -> str:
     html = html.replace(slots.UNSUBSCRIBE_URL, f"{cfg.base_url}/u/preview").replace(
-        slots.PREFERENCES_URL, f"{cfg.base_url}/p/preview"
+        slots.PREFERENCES_URL, f"{cfg.base_url}/p/preview").replace(slots.FEEDBACK_URL, f"{cfg.base_url}/f/preview"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")

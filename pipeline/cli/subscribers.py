@@ -150,7 +150,7 @@ def subscribers_export(
 def subscribers_remove(
     emails: Annotated[list[str], typer.Argument(help="Addresses to erase.")],
 ) -> None:
-    """Erase addresses and their delivery records. (To stop mail but remember the address, they unsubscribe.)"""
+    """Erase addresses, their delivery records and their votes. (To stop mail but keep the address, they unsubscribe.)"""
     with Session(service.engine(settings())) as session:
         removed, unknown = remove_subscribers(session, emails=emails)
         session.commit()

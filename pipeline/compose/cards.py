@@ -24,6 +24,7 @@ ORGANIZATION_LIMIT = 80
 CARD_IMAGE_WIDTH = 572  # the card's inner width in the 640 px mail; phones scale it down
 IMAGE_ALT_LIMIT = 100
 _DIGEST = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_ARXIV_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-/]{0,39}", re.ASCII)  # 2503.16428, hep-th/9901001: safe in a URL
 
 # Cc controls, plus the bidi overrides/isolates that can make text read backwards.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -125,7 +126,10 @@ def paper_view(item: dict[str, Any], *, images: str = "off", site_url: str = "")
     ]
     listed, published = _day(item.get("listed_on")), _day(item.get("published_on"))
     title = truncate(clean_text(item.get("title")), TITLE_LIMIT) or "Untitled"
+    arxiv_id = item.get("arxiv_id")
     return {
+        "arxiv_id": arxiv_id if isinstance(arxiv_id, str) and _ARXIV_ID.fullmatch(arxiv_id) else None,
+        "feedback": True,  # "more / less like this" links, when the card has an id (the mail only)
         "rank": _count(item.get("rank")),
         "listed": f"{listed:%-d %b %Y}" if listed else "",
         "published": f"{published:%-d %b %Y}" if published and published != listed else "",

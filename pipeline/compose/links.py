@@ -19,6 +19,10 @@ CONFIRM = "/confirm/{token}"
 UNSUBSCRIBE = "/u/{token}"  # also the RFC 8058 one-click target in List-Unsubscribe
 RESUBSCRIBE = "/u/{token}/resubscribe"
 PREFERENCES = "/p/{token}"
+FEEDBACK = "/f/{token}"  # the mail adds ?paper=<arXiv id>&vote=more|less
+INTERESTS = PREFERENCES + "/interests"  # the preferences page's own forms
+INTEREST_REMOVE = PREFERENCES + "/interests/remove"
+VOTES_CLEAR = PREFERENCES + "/votes/clear"
 ARCHIVE = "/issues"
 ISSUE = "/issues/{day}"
 WEEKLY_ISSUE = "/issues/{day}/weekly"
@@ -61,6 +65,9 @@ class Links:
 
     def preferences(self, uid: str) -> str:
         return PREFERENCES.format(token=self.token(Purpose.preferences, uid))
+
+    def feedback(self, uid: str) -> str:
+        return FEEDBACK.format(token=self.token(Purpose.feedback, uid))
 
     def issue(self, day: dt.date, edition: Edition = Edition.daily) -> str:
         return self.url(issue_path(day, edition))

@@ -43,6 +43,7 @@ class Recipient:
     unsubscribe_url: str
     unsubscribe_mailto: str  # mailto: URI without the scheme, e.g. "unsub@host?subject=..."
     preferences_url: str
+    feedback_url: str  # a card's "more / less like this" link adds ?paper=…&vote=…
 
     def slot_values(self) -> dict[str, str]:
         values = {
@@ -51,6 +52,7 @@ class Recipient:
             slots.UNSUBSCRIBE_URL: self.unsubscribe_url,
             slots.UNSUBSCRIBE_MAILTO: self.unsubscribe_mailto,
             slots.PREFERENCES_URL: self.preferences_url,
+            slots.FEEDBACK_URL: self.feedback_url,
         }
         for value in values.values():
             # Values come from our own validated data, but a header must never get a line break.

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 SHORT_SUMMARY_LIMIT = 140  # when the whole digest would be too long
 HTML_LIMIT = 90_000  # bytes of HTML: Gmail clips a message past about 102 KB, and what it cuts is the footer
-SLOT_ALLOWANCE = 2_000  # the subscriber's own links are longer than their placeholders
+TOKEN_ALLOWANCE = 100  # characters of a signed link token (about 75), with room to spare
 TEXT_WIDTH = 78
 
 
@@ -132,7 +132,7 @@ def render_digest(
     """Render the issue once: subject, inlined HTML and plain text, with subscriber slots intact.
 
     Raises RenderError if a template or MJML fails, or if a placeholder from
-    ``slots.BODY_SLOTS`` did not survive into the HTML or text.
+    ``slots.REQUIRED_SLOTS`` did not survive into the HTML or text.
     """
     papers = [paper_view(item, images=ctx.images, site_url=ctx.site_url) for item in items]
     date_long = f"{'The week to ' if ctx.weekly else ''}{ctx.issue_date:%A, %-d %B %Y}"
@@ -150,35 +150,43 @@ def render_digest(
         "list_address": clean_text(ctx.list_address),
         "unsubscribe_url": slots.UNSUBSCRIBE_URL,
         "preferences_url": slots.PREFERENCES_URL,
+        "feedback_url": slots.FEEDBACK_URL,
     }
     envs = _environments((templates_dir or templates_path()).resolve())
     rendered = _render_digest(envs, values, papers)
-    if _fits(rendered):
+    if _fits(rendered, ctx.site_url):
         return rendered
-    # Too long to arrive whole: shorter snippets, then no snippet and no thumbnail, from the lowest-ranked
-    # paper up. The papers, their links and the footer always stay.
+    # Too long to arrive whole: shorter snippets, then no snippet, thumbnail or feedback links, from the
+    # lowest-ranked paper up. The papers, their links and the footer always stay.
     papers = [{**p, "summary": snippet(p["summary"], SHORT_SUMMARY_LIMIT)} for p in papers]
     rendered = _render_digest(envs, values, papers)
-    if _fits(rendered):
+    if _fits(rendered, ctx.site_url):
         return rendered
     best, low, high = None, 0, len(papers) - 1  # how many papers keep their extras: the most that fits, by halving
     while low <= high:
         keep = (low + high) // 2
-        candidate = _render_digest(envs, values, [p if i < keep else {**p, "summary": "", "image": None}
+        candidate = _render_digest(envs, values, [p if i < keep else {**p, "summary": "", "image": None, "feedback": False}
                                                   for i, p in enumerate(papers)])
-        fits = _fits(candidate)
+        fits = _fits(candidate, ctx.site_url)
         if fits or keep == 0:
             best = candidate
         low, high = (keep + 1, high) if fits else (low, keep - 1)
     best = best or rendered
-    if not _fits(best):
-        log.warning("the %s digest's HTML is %d bytes even without snippets and thumbnails", ctx.issue_date,
+    if not _fits(best, ctx.site_url):
+        log.warning("the %s digest's HTML is %d bytes even with every card bare", ctx.issue_date,
                     len(best.html))
     return best
 
 
-def _fits(rendered: RenderedIssue) -> bool:
-    return len(rendered.html.encode()) + SLOT_ALLOWANCE <= HTML_LIMIT
+def sent_size(html: str, site_url: str) -> int:
+    """Bytes of the HTML as a subscriber gets it: each placeholder becomes one of their links (the site's
+    address, a path and a signed token), at most this much longer."""
+    growth = len(site_url.encode()) + len("/u/") + TOKEN_ALLOWANCE
+    return len(html.encode()) + sum(html.count(slot) * (growth - len(slot)) for slot in slots.BODY_SLOTS)
+
+
+def _fits(rendered: RenderedIssue, site_url: str) -> bool:
+    return sent_size(rendered.html, site_url) <= HTML_LIMIT
 
 
 def _render_digest(envs: tuple[jinja2.Environment, jinja2.Environment], values: dict[str, Any],
@@ -195,7 +203,7 @@ def _render_digest(envs: tuple[jinja2.Environment, jinja2.Environment], values: 
     except ValueError as exc:  # mrml's parse errors; keep them to one line
         raise RenderError(f"MJML failed: {_one_line(exc)}") from exc
     html = _inline_css(html)
-    for slot in slots.BODY_SLOTS:
+    for slot in slots.REQUIRED_SLOTS:
         for part, body in (("HTML", html), ("text", text)):
             if slot not in body:
                 raise RenderError(f"placeholder {slot!r} missing from the {part} part")

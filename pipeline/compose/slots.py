@@ -12,4 +12,7 @@ RECIPIENT = "pm-slot-recipient@pm-slot.invalid"
 MESSAGE_ID = "pm-slot-message-id@pm-slot.invalid"
 UNSUBSCRIBE_MAILTO = "pm-slot-unsubscribe-mailto"
 
-BODY_SLOTS = (UNSUBSCRIBE_URL, PREFERENCES_URL)
+FEEDBACK_URL = "pm-slot-feedback-url"  # each card's "more / less like this" links start with it
+
+BODY_SLOTS = (UNSUBSCRIBE_URL, PREFERENCES_URL, FEEDBACK_URL)
+REQUIRED_SLOTS = (UNSUBSCRIBE_URL, PREFERENCES_URL)  # in every issue; the feedback one only with papers

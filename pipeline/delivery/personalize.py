@@ -94,6 +94,7 @@ class RecipientFactory:
             unsubscribe_url=links.url(UNSUBSCRIBE.format(token=unsub)),
             unsubscribe_mailto=f"{ctx.unsubscribe_mailbox}?subject=unsubscribe%20{unsub}",
             preferences_url=links.url(links.preferences(uid)),
+            feedback_url=links.url(links.feedback(uid)),
         )
 
 

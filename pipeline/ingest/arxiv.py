@@ -144,6 +144,10 @@ def _entry(entry: ET.Element, arxiv_id: str, *, day: date) -> PaperIn | None:
         raise _Reject("missing summary")
     authors = (clean_text(name.text or "") for name in entry.iterfind("atom:author/atom:name", NS))
     comment = _text(entry, "arxiv:comment")
+    primary = entry.find("arxiv:primary_category", NS)
+    terms = [primary.get("term", "")] if primary is not None else []
+    terms += [c.get("term", "") for c in entry.iterfind("atom:category", NS)]
+    categories = tuple(dict.fromkeys(t for t in (clean_text(term) for term in terms) if _CATEGORY.fullmatch(t)))
     return PaperIn(
         arxiv_id=arxiv_id,
         title=title,
@@ -153,6 +157,7 @@ def _entry(entry: ET.Element, arxiv_id: str, *, day: date) -> PaperIn | None:
         source="arxiv",
         published_at=published,
         github_repo=_github_link(comment, abstract),
+        categories=categories,
     )
 
 

@@ -20,6 +20,7 @@ class PaperIn:
     submitted_at: dt.datetime | None = None  # when it entered the daily list
     summary: str | None = None  # a short summary, when the source has one
     keywords: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()  # arXiv's, primary first
     github_repo: str | None = None  # only https://github.com/... URLs
     project_page: str | None = None  # only http(s) URLs
     organization: str | None = None  # the lab or company it is listed under

@@ -36,6 +36,8 @@ def _changes(row: Paper, paper: PaperIn) -> dict[str, Any]:
         wanted["authors"] = list(paper.authors)
     if paper.keywords:
         wanted["keywords"] = list(paper.keywords)
+    if paper.categories:
+        wanted["categories"] = list(paper.categories)
     for name in ("summary", "github_repo", "project_page", "organization", "thumbnail_url", "published_at"):
         if (value := getattr(paper, name)) is not None:
             wanted[name] = value
@@ -54,6 +56,7 @@ def _new_row(paper: PaperIn, fetched_at: datetime) -> Paper:
         summary=paper.summary,
         authors=list(paper.authors),
         keywords=list(paper.keywords),
+        categories=list(paper.categories),
         github_repo=paper.github_repo,
         project_page=paper.project_page,
         organization=paper.organization,

@@ -2,6 +2,10 @@
 
 GET only shows a page with a button; POST acts. The one-click POST needs no
 cookie and no CSRF token: the unforgeable token in the path is the proof.
+
+The preferences page has three forms besides its own: add an interest, remove one,
+clear the votes. Each posts to a path of its own under the preferences link and answers
+with the whole page again (a refused interest comes back in its form, as typed).
 """
 
 from __future__ import annotations
@@ -11,18 +15,35 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
+from sqlmodel import Session
 
-from pipeline.audience.subscriptions import Preferences, resubscribe, unsubscribe, update_preferences
+from pipeline.audience import interests as reader_interests
+from pipeline.audience.feedback import clear_votes, votes_for
+from pipeline.audience.interests import MAX_INTERESTS, MAX_VALUE_CHARS, Interest, Kind, Mode
+from pipeline.audience.subscriptions import (
+    Preferences,
+    add_interest,
+    remove_interest,
+    resubscribe,
+    unsubscribe,
+    update_preferences,
+)
 from pipeline.audience.tokens import Purpose
 from pipeline.compose import links as paths
+from pipeline.errors import InterestError
 from pipeline.models import MAX_DIGEST_SIZE, MIN_DIGEST_SIZE, Subscriber, SubscriberStatus, utcnow
 from pipeline.settings import Settings
 from pipeline.web.deps import SessionDep, SettingsDep, links, subscriber_for
 from pipeline.web.mail import send_safely
-from pipeline.web.openapi_docs import INVALID_LINK, PREFERENCES_SAVE
+from pipeline.web.openapi_docs import INTERESTS_CHANGE, INVALID_LINK, PREFERENCES_SAVE
 from pipeline.web.pages import NO_STORE, page
 
 router = APIRouter()
+
+# The preferences page's other forms, under its own link (same token).
+KIND_NAMES = {Kind.category: "arXiv category", Kind.keyword: "Keyword or phrase", Kind.author: "Author",
+              Kind.organization: "Organization"}
+NEW_INTEREST = {"kind": Kind.keyword.value, "value": "", "mode": Mode.include.value}
 
 FIELD_MESSAGES = {
     "digest_size": f"The number of papers must be between {MIN_DIGEST_SIZE} and {MAX_DIGEST_SIZE}.",
@@ -36,6 +57,15 @@ FormField = Annotated[str | None, Form()]
 
 def _links(request: Request, subscriber: Subscriber) -> dict[str, Any]:
     return {"links": links(request).for_pages(subscriber.uid)}
+
+
+def _preference_links(request: Request, subscriber: Subscriber) -> dict[str, Any]:
+    token = links(request).token(Purpose.preferences, subscriber.uid)
+    return {"links": {**links(request).for_pages(subscriber.uid),
+                      # the fragment brings the reader back to the section they used
+                      "interests": paths.INTERESTS.format(token=token) + "#interests",
+                      "interest_remove": paths.INTEREST_REMOVE.format(token=token) + "#interests",
+                      "votes_clear": paths.VOTES_CLEAR.format(token=token) + "#votes"}}
 
 
 @router.get(paths.UNSUBSCRIBE, response_class=HTMLResponse, responses=INVALID_LINK)
@@ -86,19 +116,34 @@ def _form_values(prefs: Preferences) -> dict[str, object]:
             "digest_size": str(prefs.digest_size)}
 
 
-def _preferences_page(request: Request, settings: Settings, subscriber: Subscriber, *, form: dict[str, object],
-                      status: int = 200, errors: list[str] | None = None, saved: bool = False) -> HTMLResponse:
+def _preferences_page(request: Request, settings: Settings, session: Session, subscriber: Subscriber, *,
+                      form: dict[str, object] | None = None, status: int = 200, errors: list[str] | None = None,
+                      saved: bool = False, interest_form: dict[str, str] | None = None,
+                      interest_errors: list[str] | None = None, interest_notice: str | None = None,
+                      votes_notice: str | None = None) -> HTMLResponse:
+    """The page: the preferences form (``form``: its values), the interests, the votes."""
+    assert subscriber.id is not None  # a stored row, found by its token
+    if form is None:
+        form = _form_values(Preferences.of(subscriber, default_size=settings.digest_size))
+    votes, votes_total = votes_for(session, subscriber_id=subscriber.id)
+    interests = [{"kind": i.kind.value, "kind_name": KIND_NAMES[i.kind], "value": i.value, "mode": i.mode.value}
+                 for i in reader_interests.load(subscriber.topics)]
     return page(request, "preferences.html", status_code=status, headers=NO_STORE, email=subscriber.email,
                 subscriber_status=subscriber.status.value, form=form, errors=errors or [], saved=saved,
-                min_size=MIN_DIGEST_SIZE, max_size=MAX_DIGEST_SIZE, **_links(request, subscriber))
+                min_size=MIN_DIGEST_SIZE, max_size=MAX_DIGEST_SIZE, interests=interests,
+                interest_form=interest_form or NEW_INTEREST, interest_errors=interest_errors or [],
+                interest_notice=interest_notice, kind_names={k.value: name for k, name in KIND_NAMES.items()},
+                max_interests=MAX_INTERESTS, max_value_chars=MAX_VALUE_CHARS, votes_total=votes_total,
+                votes=[{"arxiv_id": v.arxiv_id, "title": v.title, "vote": v.name, "on": f"{v.voted_at:%-d %b %Y}"}
+                       for v in votes],
+                votes_notice=votes_notice, **_preference_links(request, subscriber))
 
 
 @router.get(paths.PREFERENCES, response_class=HTMLResponse, responses=INVALID_LINK)
 def preferences_page(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """The form, filled in with what the subscriber has now."""
     subscriber = subscriber_for(session, settings, purpose=Purpose.preferences, token=token)
-    prefs = Preferences.of(subscriber, default_size=settings.digest_size)
-    return _preferences_page(request, settings, subscriber, form=_form_values(prefs))
+    return _preferences_page(request, settings, session, subscriber)
 
 
 @router.post(paths.PREFERENCES, response_class=HTMLResponse, responses=PREFERENCES_SAVE)
@@ -125,7 +170,70 @@ def preferences_save(
         errors = [message for name, message in FIELD_MESSAGES.items() if name in fields]
         errors = errors or ["Those preferences could not be saved: please check each field."]
         form = {**{k: str(v) for k, v in raw.items()}, "paused": bool(raw["paused"])}  # shown back as typed
-        return _preferences_page(request, settings, subscriber, form=form, status=400, errors=errors)
+        return _preferences_page(request, settings, session, subscriber, form=form, status=400, errors=errors)
     update_preferences(session, uid=subscriber.uid, prefs=prefs, now=utcnow())
     session.commit()
-    return _preferences_page(request, settings, subscriber, form=_form_values(prefs), saved=True)
+    return _preferences_page(request, settings, session, subscriber, form=_form_values(prefs), saved=True)
+
+
+@router.post(paths.INTERESTS, response_class=HTMLResponse, responses=INTERESTS_CHANGE)
+def interest_add(
+    request: Request,
+    token: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    kind: FormField = None,
+    value: FormField = None,
+    mode: FormField = None,
+) -> HTMLResponse:
+    """Add one interest (``kind``: category, keyword, author or organization; ``mode``: include, the
+    default, or exclude). One the reader has already, in the other mode, switches to this one."""
+    subscriber = subscriber_for(session, settings, purpose=Purpose.preferences, token=token)
+    typed = {"kind": (kind or "").strip(), "value": value or "", "mode": (mode or Mode.include.value).strip()}
+    try:
+        interest = Interest.parse(kind, value, mode if mode is not None else Mode.include)
+        change = add_interest(session, uid=subscriber.uid, interest=interest, now=utcnow())
+    except InterestError as exc:
+        session.rollback()
+        return _preferences_page(request, settings, session, subscriber, status=400, interest_form=typed,
+                                 interest_errors=[str(exc)])
+    session.commit()
+    label = f"“{interest.label}”"
+    notice = {"added": f"Added {label}.", "already": f"{label} is already one of your interests.",
+              "switched": f"Now {'excluding' if interest.mode is Mode.exclude else 'including'} the papers that "
+                          f"match {label}."}[change or "already"]
+    return _preferences_page(request, settings, session, subscriber, interest_notice=notice)
+
+
+@router.post(paths.INTEREST_REMOVE, response_class=HTMLResponse, responses=INTERESTS_CHANGE)
+def interest_remove(
+    request: Request,
+    token: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    kind: FormField = None,
+    value: FormField = None,
+) -> HTMLResponse:
+    """Remove one interest, named by its ``kind`` and ``value`` (in whichever mode it is kept)."""
+    subscriber = subscriber_for(session, settings, purpose=Purpose.preferences, token=token)
+    try:
+        interest = Interest.parse(kind, value)
+    except InterestError:
+        return _preferences_page(request, settings, session, subscriber, status=400,
+                                 interest_errors=["That is not one of your interests, so nothing was removed."])
+    removed = remove_interest(session, uid=subscriber.uid, interest=interest, now=utcnow())
+    session.commit()
+    label = f"“{interest.label}”"
+    notice = f"Removed {label}." if removed else f"{label} was not one of your interests."
+    return _preferences_page(request, settings, session, subscriber, interest_notice=notice)
+
+
+@router.post(paths.VOTES_CLEAR, response_class=HTMLResponse, responses=INVALID_LINK)
+def votes_clear(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    """Delete every "more / less like this" vote of the reader."""
+    subscriber = subscriber_for(session, settings, purpose=Purpose.preferences, token=token)
+    assert subscriber.id is not None
+    cleared = clear_votes(session, subscriber_id=subscriber.id)
+    session.commit()
+    notice = f"Cleared {cleared} vote{'' if cleared == 1 else 's'}." if cleared else "There were no votes to clear."
+    return _preferences_page(request, settings, session, subscriber, votes_notice=notice)

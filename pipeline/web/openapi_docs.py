@@ -62,6 +62,13 @@ SUBSCRIBE: Answers = {
 PREFERENCES_SAVE: Answers = {
     400: page("The token is not valid (the generic page), or a field is out of range (the form again)"),
 }
+INTERESTS_CHANGE: Answers = {
+    400: page("The token is not valid (the generic page), or the interest is refused: the page again, with why"),
+}
+FEEDBACK: Answers = {
+    400: page("The token is not valid (the generic page), or `paper` is not an arXiv id or `vote` not more or less"),
+    404: page("No stored paper has that arXiv id: nothing was recorded"),
+}
 IMAGE: Answers = {
     200: {"description": "The image (JPEG); cached for good, since its name is the digest of its bytes",
           "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},

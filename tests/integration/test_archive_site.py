@@ -11,14 +11,12 @@ import datetime as dt
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from pipeline import service
 from pipeline.audience.subscribers import add_subscriber
 from pipeline.compose import slots
 from pipeline.models import Edition
-from pipeline.web import create_app
 from pipeline.web.pages import SECURITY_HEADERS
 from tests.support.feeds import (
     MAIL_ONLY,
@@ -30,7 +28,6 @@ from tests.support.feeds import (
     items,
     store_issue,
 )
-from tests.support.web import Recorder
 
 DAY = dt.date(2025, 3, 21)
 BASE = "https://papers.example.org"
@@ -43,17 +40,6 @@ FEED_TAGS = {"p", "a", "h3", "em", "strong"}
 def sent(day: dt.date, hour: int = 7) -> dt.datetime:
     """When an issue of ``day`` went out: the next morning."""
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(hour), tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def cfg(make_settings, database_url):
-    return make_settings(database_url=database_url)
-
-
-@pytest.fixture
-def client(cfg):
-    with TestClient(create_app(cfg, send_confirmation=Recorder(cfg))) as c:
-        yield c
 
 
 def cards(html: str) -> list[str]:

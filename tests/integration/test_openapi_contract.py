@@ -24,14 +24,16 @@ from tests.support.web import add
 
 ADMIN_TOKEN = "contract-test-admin-token-0123456789abcdef"
 READER_UID = "contractReader0000000001"
-LINK_PURPOSES = {"confirm": Purpose.confirm, "u": Purpose.unsubscribe, "p": Purpose.preferences}
+LINK_PURPOSES = {"confirm": Purpose.confirm, "u": Purpose.unsubscribe, "p": Purpose.preferences,
+                 "f": Purpose.feedback}
 
 # Where the schema cannot say what is valid, the check is told which refusals are right:
 POSITIVE_DATA_REFUSALS = [
     # A token in a link is any string to the schema, but only a signed one names somebody: anything else
     # gets the generic "not valid" page, and must (a guessable token would be a hole). The preferences
-    # form also refuses values out of range that its plain-string fields cannot describe.
-    {"include-path-regex": r"^/(confirm|u|p)/", "statuses": ["400"]},
+    # form also refuses values out of range that its plain-string fields cannot describe, an interest
+    # that is not one, and a feedback link a paper id or a vote that is not one.
+    {"include-path-regex": r"^/(confirm|u|p|f)/", "statuses": ["400"]},
     # A string the form field accepts need not be an email address (RFC 5321), nor one that can get mail.
     {"include-path": "/subscribe", "statuses": ["400"]},
     # Resend rules that span fields: scope `all` only with `force`, a `reason` unless it is a dry run.

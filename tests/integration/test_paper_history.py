@@ -22,11 +22,6 @@ from tests.support.sending import DAY
 MORNING, EVENING = (day_items(FIXTURES / f"hf_daily_papers_2025-03-21_{t}Z.json") for t in ("0600", "1800"))
 
 
-@pytest.fixture
-def cfg(make_settings, database_url):
-    return make_settings(database_url=database_url)
-
-
 def with_upvotes(items: list[dict], votes: dict[int, int]) -> list[dict]:
     items = copy.deepcopy(items)
     for index, count in votes.items():

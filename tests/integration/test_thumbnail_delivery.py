@@ -9,7 +9,6 @@ import email.policy
 import re
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
@@ -22,11 +21,6 @@ from tests.support.sending import DAY, send_all, subscribe
 
 ITEMS = day_items(FIXTURES / "hf_daily_papers_2025-03-21_1800Z.json")
 IMG = re.compile(r'<img class="im" src="([^"]+)" width="(\d+)" height="(\d+)" alt="([^"]*)"')
-
-
-@pytest.fixture
-def cfg(make_settings, database_url):
-    return make_settings(database_url=database_url)
 
 
 def stored(cfg) -> tuple[dict[str, str | None], list[Image]]:

@@ -328,7 +328,8 @@ def test_no_get_changes_the_database(client, cfg):
     for sub in subs:
         paths += [f"/confirm/{token(cfg, Purpose.confirm, sub.uid)}", f"/u/{token(cfg, Purpose.unsubscribe, sub.uid)}",
                   f"/p/{token(cfg, Purpose.preferences, sub.uid)}",
-                  f"/u/{token(cfg, Purpose.unsubscribe, sub.uid)}/resubscribe"]
+                  f"/u/{token(cfg, Purpose.unsubscribe, sub.uid)}/resubscribe",
+                  f"/f/{token(cfg, Purpose.feedback, sub.uid)}?paper=2503.16428&vote=less"]
     for path in paths:
         r = client.get(path)
         assert r.status_code in (200, 404, 405), path

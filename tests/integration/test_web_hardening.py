@@ -25,12 +25,6 @@ def cfg(make_settings):
     return make_settings(admin_token=TOKEN, subscribe_rate_limit="1000/minute")
 
 
-@pytest.fixture
-def client(cfg):
-    with TestClient(create_app(cfg, send_confirmation=Recorder(cfg))) as c:
-        yield c
-
-
 class Served:
     """One request run through the app as a server runs it, noting how many body chunks the app took."""
 

@@ -23,6 +23,11 @@ ROUTES = [
     ("POST", "/u/{}/resubscribe", Purpose.unsubscribe),
     ("GET", "/p/{}", Purpose.preferences),
     ("POST", "/p/{}", Purpose.preferences),
+    ("POST", "/p/{}/interests", Purpose.preferences),
+    ("POST", "/p/{}/interests/remove", Purpose.preferences),
+    ("POST", "/p/{}/votes/clear", Purpose.preferences),
+    ("GET", "/f/{}?paper=2503.16428&vote=more", Purpose.feedback),
+    ("POST", "/f/{}", Purpose.feedback),
 ]
 DAY = 86400
 
@@ -53,7 +58,8 @@ def test_every_bad_token_gets_the_same_page_and_changes_nothing(cfg, method, tem
     status = SubscriberStatus.unsubscribed if template.endswith("/resubscribe") else SubscriberStatus.pending
     sub = add(cfg, "reader@example.org", status)
     sent = Recorder(cfg)
-    form = {"List-Unsubscribe": "One-Click", "frequency": "weekly", "weekday": "3", "digest_size": "7"}
+    form = {"List-Unsubscribe": "One-Click", "frequency": "weekly", "weekday": "3", "digest_size": "7",
+            "kind": "keyword", "value": "diffusion", "paper": "2503.16428", "vote": "more"}
     before = snapshot(cfg)
     bodies = set()
     with TestClient(create_app(cfg, send_confirmation=sent)) as client:

@@ -1,4 +1,5 @@
-"""For the site's tests: subscribers in a given state, their tokens, a snapshot of the table, a mail recorder."""
+"""For the site's tests: subscribers in a given state, stored papers, their tokens, snapshots of the tables,
+a mail recorder."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlmodel import Session, select
 
 from pipeline import service
 from pipeline.audience.tokens import Purpose, Signer
-from pipeline.models import Subscriber, SubscriberStatus
+from pipeline.models import Paper, Subscriber, SubscriberStatus, Vote
 from pipeline.settings import Settings
 
 LONG_AGO = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -37,6 +38,22 @@ def snapshot(cfg: Settings) -> list[dict[str, Any]]:
     """Every subscriber row, every column."""
     with Session(service.engine(cfg)) as session:
         return [s.model_dump() for s in session.exec(select(Subscriber).order_by(Subscriber.id))]
+
+
+def add_paper(cfg: Settings, arxiv_id: str, title: str = "A Paper", **fields: Any) -> Paper:
+    """A stored paper, as ingest leaves it."""
+    with Session(service.engine(cfg), expire_on_commit=False) as session:
+        paper = Paper(arxiv_id=arxiv_id, title=title, abstract=fields.pop("abstract", "An abstract."),
+                      listed_on=fields.pop("listed_on", LONG_AGO.date()), source="hf", **fields)
+        session.add(paper)
+        session.commit()
+        return paper
+
+
+def votes(cfg: Settings) -> list[dict[str, Any]]:
+    """Every vote row, every column."""
+    with Session(service.engine(cfg)) as session:
+        return [v.model_dump() for v in session.exec(select(Vote).order_by(Vote.id))]
 
 
 def token(cfg: Settings, purpose: Purpose, uid: str, *, at: float | None = None) -> str:

@@ -41,14 +41,15 @@ def as_sent(html: str) -> bytes:
     """The HTML with a subscriber's own links in place of the placeholders."""
     token = "uid0123456789abcdef." + "s" * 43
     return (html.replace(slots.UNSUBSCRIBE_URL, f"https://papers.example.org/u/{token}")
-            .replace(slots.PREFERENCES_URL, f"https://papers.example.org/p/{token}")).encode()
+            .replace(slots.PREFERENCES_URL, f"https://papers.example.org/p/{token}")
+            .replace(slots.FEEDBACK_URL, f"https://papers.example.org/f/{token}")).encode()
 
 
-def test_the_worst_day_fits_with_every_snippet():
+def test_the_worst_day_fits_and_keeps_a_short_snippet_on_most_cards():
     rendered = render_digest(worst_day(), ctx=CTX)
     assert len(as_sent(rendered.html)) <= HTML_LIMIT
     summaries = [t for t in Doc(rendered.html).text if t.startswith("Training large models")]
-    assert len(summaries) == MAX_DIGEST_SIZE and all(len(s) <= SUMMARY_LIMIT for s in summaries)
+    assert len(summaries) >= MAX_DIGEST_SIZE * 2 // 3 and all(len(s) <= SUMMARY_LIMIT for s in summaries)
     assert "<img" not in rendered.html
 
 
@@ -67,15 +68,15 @@ def test_with_thumbnails_the_worst_day_fits_and_the_top_papers_keep_theirs():
 @pytest.fixture
 def small_limit(monkeypatch):
     """A limit the worst day fits under without snippets, and with a few short ones, not with all of them."""
-    bare = len(render_digest([{**item, "summary": ""} for item in worst_day()], ctx=CTX).html.encode())
-    limit = bare + 2_000 + render.SLOT_ALLOWANCE
+    bare = render_digest([{**item, "summary": ""} for item in worst_day()], ctx=CTX).html
+    limit = render.sent_size(bare, CTX.site_url) + 2_000
     monkeypatch.setattr(render, "HTML_LIMIT", limit)
     return limit
 
 
 def test_too_long_a_day_loses_snippets_from_the_bottom_and_keeps_everything_else(small_limit):
     rendered = render_digest(worst_day(), ctx=CTX)
-    assert len(rendered.html.encode()) + render.SLOT_ALLOWANCE <= small_limit
+    assert render.sent_size(rendered.html, CTX.site_url) <= small_limit
     doc = Doc(rendered.html)
     summaries = [t for t in doc.text if t.startswith("Training large models")]
     assert 0 < len(summaries) < MAX_DIGEST_SIZE and all(len(s) <= render.SHORT_SUMMARY_LIMIT for s in summaries)

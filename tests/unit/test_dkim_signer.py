@@ -75,6 +75,7 @@ def message(token: str = "tok.en-_1") -> bytes:
         unsubscribe_url=f"https://{DOMAIN}/u/{token}",
         unsubscribe_mailto=f"unsubscribe@{DOMAIN}?subject=unsubscribe%20{token}",
         preferences_url=f"https://{DOMAIN}/p/{token}",
+        feedback_url=f"https://{DOMAIN}/f/{token}",
     ))
 
 

@@ -38,6 +38,7 @@ def recipient(address: str = "ada@example.org", token: str = "tok.en-_1") -> Rec
         unsubscribe_url=f"https://papers.example.org/u/{token}",
         unsubscribe_mailto=f"unsubscribe@papers.example.org?subject=unsubscribe%20{token}",
         preferences_url=f"https://papers.example.org/p/{token}",
+        feedback_url=f"https://papers.example.org/f/{token}",
     )
 
 

@@ -102,7 +102,7 @@ def test_template_copy_equals_the_reference_message(subject, text, html, local, 
     r = Recipient(address=f"{local}@example.org", message_id=f"20250321.{tok}@papers.example.org",
                   unsubscribe_url=f"https://papers.example.org/u/{tok}",
                   unsubscribe_mailto=f"unsubscribe@papers.example.org?subject=unsubscribe%20{tok}",
-                  preferences_url=f"https://papers.example.org/p/{tok}")
+                  preferences_url=f"https://papers.example.org/p/{tok}", feedback_url=f"https://papers.example.org/f/{tok}")
     template = build(subject, text, html)
     eml = template.render(r)
     same_message(parse(eml), reference(subject, text, html, r))
@@ -131,7 +131,7 @@ def test_signed_wire_form_is_the_signed_message_and_verifies(subject, text, tok)
     r = Recipient(address="ada@example.org", message_id=f"20250321.{tok}@papers.example.org",
                   unsubscribe_url=f"https://papers.example.org/u/{tok}",
                   unsubscribe_mailto=f"unsubscribe@papers.example.org?subject=unsubscribe%20{tok}",
-                  preferences_url=f"https://papers.example.org/p/{tok}")
+                  preferences_url=f"https://papers.example.org/p/{tok}", feedback_url=f"https://papers.example.org/f/{tok}")
     template = build(subject, text, f"<pre>{text}</pre>")
     # What SMTPMessenger writes: the signature header stuffed on its own, then the pre-stuffed message.
     wire = dot_stuff(_SIGNER.signature(template.render(r))) + template.render_wire(r)

@@ -148,6 +148,9 @@ def test_every_href_is_http_or_a_slot(hostile):
     for href in doc.hrefs():
         if href in slots.BODY_SLOTS:
             continue
+        if href.startswith(f"{slots.FEEDBACK_URL}?"):  # the reader's own feedback link, for one paper
+            assert re.fullmatch(rf"{slots.FEEDBACK_URL}\?paper=[\w.%-]+&vote=(more|less)", href), href
+            continue
         parts = urlsplit(href)
         assert parts.scheme in ("http", "https", "mailto") and (parts.netloc or parts.scheme == "mailto"), href
     for tag, attrs in doc.tags:
@@ -241,12 +244,22 @@ def test_figures_and_why_line(ten):
     assert " stars" not in no_stars.html.split("Why it")[0].rsplit("</a></div>", 1)[-1]
 
 
+def test_each_card_has_more_and_less_like_this_links_in_both_parts():
+    issue = render_digest(sample_items(3), ctx=CTX)
+    for arxiv_id in (i["arxiv_id"] for i in sample_items(3)):
+        for vote in ("more", "less"):
+            link = f"{slots.FEEDBACK_URL}?paper={arxiv_id}&vote={vote}"
+            assert link in issue.text and link.replace("&", "&amp;") in issue.html
+    assert issue.html.count(">More like this</a>") == issue.html.count(">Less like this</a>") == 3
+
+
 def test_zero_items_renders_a_short_issue():
     issue = render_digest([], ctx=CTX)
     assert "No trending papers today" in issue.html and "No trending papers today" in issue.text
     assert "no trending papers today" in issue.subject
-    for slot in slots.BODY_SLOTS:
+    for slot in slots.REQUIRED_SLOTS:
         assert slot in issue.html and slot in issue.text
+    assert slots.FEEDBACK_URL not in issue.html  # no card, no feedback link
 
 
 def test_subject_is_header_safe_and_bounded():
