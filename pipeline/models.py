@@ -137,6 +137,8 @@ class Subscriber(SQLModel, table=True):
     # The reader's interests, each {"kind": category|keyword|author|organization, "value": ..., "mode":
     # include|exclude} (pipeline.audience.interests); none = everything.
     topics: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The private feed's address carries this number: making a new address raises it, and the old one is dead.
+    feed_generation: int = 0
     # Bounces: permanent failures counted; at BOUNCE_LIMIT the address becomes "bounced" until an operator clears it.
     hard_bounces: int = 0
     last_bounce_at: datetime | None = _when(default=None)

@@ -220,6 +220,17 @@ def _for_update(session: Session, uid: str) -> Subscriber | None:
                         .execution_options(populate_existing=True)).first()
 
 
+def renew_feed(session: Session, *, uid: str, now: dt.datetime) -> bool:
+    """A new address for the reader's private feed: the generation it carries goes up, the old one is dead."""
+    subscriber = _for_update(session, uid)
+    if subscriber is None:
+        return False
+    subscriber.feed_generation += 1
+    subscriber.updated_at = now
+    session.add(subscriber)
+    return True
+
+
 def add_interest(session: Session, *, uid: str, interest: Interest, now: dt.datetime) -> Change | None:
     """Add one interest to the reader's (see ``interests.add``); None if there is no such reader.
 

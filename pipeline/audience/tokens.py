@@ -32,6 +32,7 @@ class Purpose(StrEnum):
     unsubscribe = "papermail.unsubscribe"
     preferences = "papermail.preferences"
     feedback = "papermail.feedback"  # "more / less like this" on a paper of a digest
+    reader_feed = "papermail.reader-feed"  # the reader's private feed: signs "<uid>.<feed generation>"
 
 
 class _ClockedTimestampSigner(TimestampSigner):

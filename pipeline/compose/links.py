@@ -23,6 +23,8 @@ FEEDBACK = "/f/{token}"  # the mail adds ?paper=<arXiv id>&vote=more|less
 INTERESTS = PREFERENCES + "/interests"  # the preferences page's own forms
 INTEREST_REMOVE = PREFERENCES + "/interests/remove"
 VOTES_CLEAR = PREFERENCES + "/votes/clear"
+FEED_RENEW = PREFERENCES + "/feed/renew"
+READER_FEED = "/feed/{token}"  # a reader's own digests, as Atom
 ARCHIVE = "/issues"
 ISSUE = "/issues/{day}"
 WEEKLY_ISSUE = "/issues/{day}/weekly"
@@ -68,6 +70,9 @@ class Links:
 
     def feedback(self, uid: str) -> str:
         return FEEDBACK.format(token=self.token(Purpose.feedback, uid))
+
+    def reader_feed(self, uid: str, generation: int) -> str:
+        return READER_FEED.format(token=self.token(Purpose.reader_feed, f"{uid}.{generation}"))
 
     def issue(self, day: dt.date, edition: Edition = Edition.daily) -> str:
         return self.url(issue_path(day, edition))

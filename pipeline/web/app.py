@@ -16,7 +16,7 @@ from pipeline.compose.links import Links
 from pipeline.errors import InvalidLink
 from pipeline.service.runner import runner_for
 from pipeline.settings import Settings
-from pipeline.web import admin, archive, feedback, feeds, health, images, manage, subscribe
+from pipeline.web import admin, archive, feedback, feeds, health, images, manage, reader_feed, subscribe
 from pipeline.web.admin_guard import AdminGuard, failed_token_limit
 from pipeline.web.body_limit import BodyLimit
 from pipeline.web.error_answers import error_answer, is_api
@@ -67,7 +67,7 @@ def create_app(settings: Settings, *, send_confirmation: SendConfirmation | None
     app.state.send_confirmation = send_confirmation or default_sender(app.state.runner)
     app.state.limiter = subscribe_limit(rate=settings.subscribe_rate_limit, storage_uri=settings.rate_limit_storage,
                                         trust_proxy_headers=settings.trust_proxy_headers)
-    for module in (subscribe, manage, feedback, archive, feeds, images, health):
+    for module in (subscribe, manage, feedback, archive, feeds, images, reader_feed, health):
         app.include_router(module.router, responses=SITE_ANSWERS)
     app.include_router(admin.router, responses=ADMIN_ANSWERS)
     fastapi_schema = app.openapi

@@ -21,12 +21,12 @@ router = APIRouter()
 
 FEED_SIZE = 20  # issues per feed: about two weeks of dailies and their weeklies
 # The mail's HTML and text are most of an issue's row, and a feed shows neither: not loaded at all.
-_FEED_COLUMNS = [getattr(Issue, name) for name in ("date", "edition", "size", "items", "send_started_at")]
+FEED_COLUMNS = [getattr(Issue, name) for name in ("date", "edition", "size", "items", "send_started_at")]
 
 
-def _info(settings: Settings, feed_path: str) -> feeds.FeedInfo:
+def feed_info(settings: Settings, feed_path: str, *, title: str | None = None) -> feeds.FeedInfo:
     return feeds.FeedInfo(
-        title=settings.list_name,
+        title=title or settings.list_name,
         description="The machine-learning papers that are trending, every morning; and the week's, once a week.",
         author=settings.list_name,
         site_url=f"{settings.base_url}{paths.HOME}",
@@ -38,24 +38,26 @@ def _info(settings: Settings, feed_path: str) -> feeds.FeedInfo:
 def latest_entries(session: Session, settings: Settings, *, limit: int = FEED_SIZE) -> list[feeds.FeedEntry]:
     """The ``limit`` issues sent last, newest first."""
     issues = session.exec(
-        select(Issue).options(load_only(*_FEED_COLUMNS))
+        select(Issue).options(load_only(*FEED_COLUMNS))
         .where(col(Issue.send_started_at).is_not(None))
         .order_by(col(Issue.send_started_at).desc(), col(Issue.date).desc(), col(Issue.edition))
         .limit(limit)
     ).all()
-    entries = []
-    for issue in issues:
-        assert issue.send_started_at is not None  # the query's own condition
-        shown = issue.items[:issue.size]
-        heading = issue_heading(issue.date, issue.edition)
-        top = paper_view(shown[0])["title"] if shown else None
-        entries.append(feeds.FeedEntry(
-            url=f"{settings.base_url}{paths.issue_path(issue.date, issue.edition)}",
-            title=f"{heading}: {top}" if top else heading,
-            published=issue.send_started_at,
-            items=shown,
-        ))
-    return entries
+    return [issue_entry(settings, issue, size=issue.size) for issue in issues]
+
+
+def issue_entry(settings: Settings, issue: Issue, *, size: int) -> feeds.FeedEntry:
+    """An issue as a feed entry showing its first ``size`` papers (the default size, or a reader's own)."""
+    assert issue.send_started_at is not None  # only issues that went out are in a feed
+    shown = issue.items[:size]
+    heading = issue_heading(issue.date, issue.edition)
+    top = paper_view(shown[0])["title"] if shown else None
+    return feeds.FeedEntry(
+        url=f"{settings.base_url}{paths.issue_path(issue.date, issue.edition)}",
+        title=f"{heading}: {top}" if top else heading,
+        published=issue.send_started_at,
+        items=shown,
+    )
 
 
 def _answer(body: bytes, media_type: str) -> Response:
@@ -65,12 +67,12 @@ def _answer(body: bytes, media_type: str) -> Response:
 @router.get(paths.ATOM_FEED, response_class=Response, responses=ATOM_FEED)
 def atom_feed(session: SessionDep, settings: SettingsDep) -> Response:
     """The latest issues as an Atom feed (RFC 4287), newest first."""
-    body = feeds.atom_feed(_info(settings, paths.ATOM_FEED), latest_entries(session, settings), now=utcnow())
+    body = feeds.atom_feed(feed_info(settings, paths.ATOM_FEED), latest_entries(session, settings), now=utcnow())
     return _answer(body, feeds.ATOM_TYPE)
 
 
 @router.get(paths.JSON_FEED, response_class=Response, responses=JSON_FEED)
 def json_feed(session: SessionDep, settings: SettingsDep) -> Response:
     """The latest issues as a JSON Feed (version 1.1), newest first."""
-    body = feeds.json_feed(_info(settings, paths.JSON_FEED), latest_entries(session, settings))
+    body = feeds.json_feed(feed_info(settings, paths.JSON_FEED), latest_entries(session, settings))
     return _answer(body, feeds.JSON_FEED_TYPE)

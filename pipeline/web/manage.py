@@ -24,6 +24,7 @@ from pipeline.audience.subscriptions import (
     Preferences,
     add_interest,
     remove_interest,
+    renew_feed,
     resubscribe,
     unsubscribe,
     update_preferences,
@@ -35,7 +36,7 @@ from pipeline.models import MAX_DIGEST_SIZE, MIN_DIGEST_SIZE, Subscriber, Subscr
 from pipeline.settings import Settings
 from pipeline.web.deps import SessionDep, SettingsDep, links, subscriber_for
 from pipeline.web.mail import send_safely
-from pipeline.web.openapi_docs import INTERESTS_CHANGE, INVALID_LINK, PREFERENCES_SAVE
+from pipeline.web.openapi_docs import FEED_RENEW, INTERESTS_CHANGE, INVALID_LINK, PREFERENCES_SAVE
 from pipeline.web.pages import NO_STORE, page
 
 router = APIRouter()
@@ -65,7 +66,10 @@ def _preference_links(request: Request, subscriber: Subscriber) -> dict[str, Any
                       # the fragment brings the reader back to the section they used
                       "interests": paths.INTERESTS.format(token=token) + "#interests",
                       "interest_remove": paths.INTEREST_REMOVE.format(token=token) + "#interests",
-                      "votes_clear": paths.VOTES_CLEAR.format(token=token) + "#votes"}}
+                      "votes_clear": paths.VOTES_CLEAR.format(token=token) + "#votes",
+                      "feed_renew": paths.FEED_RENEW.format(token=token) + "#feed",
+                      "feed": links(request).url(links(request).reader_feed(subscriber.uid,
+                                                                             subscriber.feed_generation))}}
 
 
 @router.get(paths.UNSUBSCRIBE, response_class=HTMLResponse, responses=INVALID_LINK)
@@ -120,7 +124,7 @@ def _preferences_page(request: Request, settings: Settings, session: Session, su
                       form: dict[str, object] | None = None, status: int = 200, errors: list[str] | None = None,
                       saved: bool = False, interest_form: dict[str, str] | None = None,
                       interest_errors: list[str] | None = None, interest_notice: str | None = None,
-                      votes_notice: str | None = None) -> HTMLResponse:
+                      votes_notice: str | None = None, feed_notice: str | None = None) -> HTMLResponse:
     """The page: the preferences form (``form``: its values), the interests, the votes."""
     assert subscriber.id is not None  # a stored row, found by its token
     if form is None:
@@ -136,7 +140,7 @@ def _preferences_page(request: Request, settings: Settings, session: Session, su
                 max_interests=MAX_INTERESTS, max_value_chars=MAX_VALUE_CHARS, votes_total=votes_total,
                 votes=[{"arxiv_id": v.arxiv_id, "title": v.title, "vote": v.name, "on": f"{v.voted_at:%-d %b %Y}"}
                        for v in votes],
-                votes_notice=votes_notice, **_preference_links(request, subscriber))
+                votes_notice=votes_notice, feed_notice=feed_notice, **_preference_links(request, subscriber))
 
 
 @router.get(paths.PREFERENCES, response_class=HTMLResponse, responses=INVALID_LINK)
@@ -237,3 +241,14 @@ def votes_clear(request: Request, token: str, session: SessionDep, settings: Set
     session.commit()
     notice = f"Cleared {cleared} vote{'' if cleared == 1 else 's'}." if cleared else "There were no votes to clear."
     return _preferences_page(request, settings, session, subscriber, votes_notice=notice)
+
+
+@router.post(paths.FEED_RENEW, response_class=HTMLResponse, responses=FEED_RENEW)
+def feed_renew(request: Request, token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    """A new address for the reader's private feed; the old one answers 404 from now on."""
+    subscriber = subscriber_for(session, settings, purpose=Purpose.preferences, token=token)
+    renew_feed(session, uid=subscriber.uid, now=utcnow())
+    session.commit()
+    session.refresh(subscriber)
+    return _preferences_page(request, settings, session, subscriber,
+                             feed_notice="Your feed has a new address; the old one no longer works.")

@@ -86,6 +86,15 @@ ATOM_FEED: Answers = {
     200: {"description": "The latest issues as an Atom feed (RFC 4287), newest first; valid when there is none yet",
           "content": {"application/atom+xml": {"schema": {"type": "string"}}}},
 }
+READER_FEED: Answers = {
+    200: {"description": "The digests sent to this address's reader, as an Atom feed (RFC 4287), newest first",
+          "content": {"application/atom+xml": {"schema": {"type": "string"}}}},
+    404: page("The address is not (or no longer) a reader's feed: tampered, replaced by a new one, or its "
+              "reader erased"),
+}
+FEED_RENEW: Answers = {
+    400: page("The link's token is tampered with, expired, of another purpose or names nobody: one page for all"),
+}
 _JSON_FEED_ITEM = {
     "type": "object",
     "required": ["id", "url", "title", "content_html", "content_text", "date_published"],

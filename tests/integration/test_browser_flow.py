@@ -172,7 +172,7 @@ def test_vote_on_a_paper_and_choose_interests_in_a_real_browser(quiet_site, brow
     page.select_option("#interest-kind", "category")
     page.fill("#interest-value", "cs.ML")
     page.get_by_label("Exclude").check()
-    page.get_by_role("button", name="Add").click()
+    page.get_by_role("button", name="Add", exact=True).click()
     page.wait_for_load_state()
     assert "not an arXiv category like cs.LG" in page.locator("#interests [role=alert]").inner_text()
     assert page.input_value("#interest-value") == "cs.ML" and page.is_checked("input[name=mode][value=exclude]")
@@ -182,12 +182,12 @@ def test_vote_on_a_paper_and_choose_interests_in_a_real_browser(quiet_site, brow
 
     # 3. Corrected, it is added; a keyword too; both listed, each with its own Remove button.
     page.fill("#interest-value", "cs.LG")
-    page.get_by_role("button", name="Add").click()
+    page.get_by_role("button", name="Add", exact=True).click()
     page.wait_for_load_state()
     page.select_option("#interest-kind", "keyword")
     page.fill("#interest-value", "diffusion models")
     page.get_by_label("Include").check()
-    page.get_by_role("button", name="Add").click()
+    page.get_by_role("button", name="Add", exact=True).click()
     page.wait_for_load_state()
     assert get(cfg, "reader@example.org").topics == [{"kind": "category", "value": "cs.LG", "mode": "exclude"},
                                                       {"kind": "keyword", "value": "diffusion models",

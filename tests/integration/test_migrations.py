@@ -73,6 +73,7 @@ def test_a_database_made_by_create_all_before_migrations_is_stamped_and_then_wor
     with engine.begin() as conn:  # which knew nothing of indexes and columns added by later revisions
         conn.execute(text("DROP INDEX ix_delivery_issue_sent_at"))
         conn.execute(text("ALTER TABLE subscriber DROP COLUMN requested_at"))
+        conn.execute(text("ALTER TABLE subscriber DROP COLUMN feed_generation"))
         conn.execute(text("INSERT INTO subscriber (email, status, uid, created_at, updated_at, paused, frequency, "
                           "weekday, topics, hard_bounces) VALUES ('old@example.org', 'pending', 'old', "
                           "'2025-01-01', '2025-01-01', false, 'daily', 0, '[]', 0)"))

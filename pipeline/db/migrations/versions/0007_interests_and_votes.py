@@ -1,4 +1,5 @@
-"""Personal digests: the vote table (a reader's more/less like this) and paper.categories.
+"""Personal digests: the vote table (a reader's more/less like this), paper.categories and
+subscriber.feed_generation (the private feed's address).
 
 subscriber.topics keeps its JSON column; its items become interest objects (none were stored before).
 
@@ -33,9 +34,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_vote_subscriber_id'), ['subscriber_id'], unique=False)
     with op.batch_alter_table('paper', schema=None) as batch_op:
         batch_op.add_column(sa.Column('categories', sa.JSON(), nullable=False, server_default='[]'))
+    with op.batch_alter_table('subscriber', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('feed_generation', sa.Integer(), nullable=False, server_default='0'))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('subscriber', schema=None) as batch_op:
+        batch_op.drop_column('feed_generation')
     with op.batch_alter_table('paper', schema=None) as batch_op:
         batch_op.drop_column('categories')
     with op.batch_alter_table('vote', schema=None) as batch_op:
