@@ -1,0 +1,65 @@
+"""One reader's selection: filtered by their interests, ordered by trend and their model, topped up when thin."""
+
+from __future__ import annotations
+
+from pipeline.audience.interests import Interest, Kind, Mode, compile_interests
+from pipeline.digest.personal import Candidates, select
+from pipeline.digest.relevance import NEUTRAL, examples, train
+from tests.unit.test_render import sample_items
+
+ITEMS = [{**item, "score": 100.0 - rank} for rank, item in enumerate(sample_items(25))]
+CANDIDATES = Candidates(ITEMS)
+EVERYTHING = compile_interests([])
+GLOBAL = [item["arxiv_id"] for item in ITEMS]
+DIFFUSION = [i["arxiv_id"] for i in ITEMS if "diffusion" in (i["title"] + i["summary"]).lower()]
+
+
+def ids(picks) -> list[str]:
+    return [p.arxiv_id for p in picks]
+
+
+def test_a_reader_with_no_interests_and_no_votes_gets_the_global_list():
+    for mix in (0.0, 0.5, 1.0):
+        assert ids(select(CANDIDATES, interests=EVERYTHING, model=NEUTRAL, mix=mix, size=10)) == GLOBAL[:10]
+
+
+def test_interests_filter_and_say_why():
+    interests = compile_interests([Interest(Kind.keyword, "diffusion", Mode.include)])
+    picks = select(CANDIDATES, interests=interests, model=NEUTRAL, mix=0.5, size=10)
+    assert ids(picks) == DIFFUSION[:10] and len(picks) >= 3
+    assert {p.matched for p in picks} == {"matches diffusion"} and not any(p.also_trending for p in picks)
+
+
+def test_too_few_matches_are_topped_up_from_the_trend_but_never_with_an_excluded_paper():
+    author = next(i["authors"][0] for i in reversed(ITEMS) if i["arxiv_id"] not in DIFFUSION and i["authors"])
+    interests = compile_interests([Interest(Kind.author, author, Mode.include),
+                                   Interest(Kind.keyword, "diffusion", Mode.exclude)])
+    picks = select(CANDIDATES, interests=interests, model=NEUTRAL, mix=0.5, size=10)
+    theirs = [p for p in picks if not p.also_trending]
+    assert 1 <= len(theirs) < 3 and len(picks) == 10
+    assert all(p.also_trending for p in picks[len(theirs):])
+    assert not set(ids(picks)) & set(DIFFUSION)
+
+
+def model_for(votes):
+    vectors = {i["arxiv_id"]: v for i, v in zip(ITEMS, CANDIDATES.vectors, strict=True)}
+    return train(examples(CANDIDATES.corpus, votes=votes, vectors=vectors))
+
+
+def test_votes_move_the_order_more_the_more_the_reader_asks_for_it():
+    liked = GLOBAL[-2]  # near the bottom of the trend order
+    model = model_for({liked: 1})
+    places = {mix: ids(select(CANDIDATES, interests=EVERYTHING, model=model, mix=mix, size=25)).index(liked)
+              for mix in (0.0, 0.5, 0.8, 1.0)}
+    assert places[0.0] == GLOBAL.index(liked)  # "mostly trending" at its end: the global order
+    assert places[0.0] > places[0.5] > places[0.8] >= places[1.0] == 0
+    top = select(CANDIDATES, interests=EVERYTHING, model=model, mix=1.0, size=1)[0]
+    assert top.because and all(word in CANDIDATES.vectors[top.index] for word in top.because)
+    disliked = ids(select(CANDIDATES, interests=EVERYTHING, model=model_for({GLOBAL[0]: -1}), mix=1.0, size=25))
+    assert disliked[-1] == GLOBAL[0]
+
+
+def test_papers_already_sent_are_not_picked():
+    picks = select(CANDIDATES, interests=EVERYTHING, model=NEUTRAL, mix=0.5, size=10,
+                   exclude=frozenset(GLOBAL[:3]))
+    assert ids(picks) == GLOBAL[3:13]
