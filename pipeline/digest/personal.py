@@ -43,7 +43,6 @@ class Candidates:
         documents = [words(item) for item in self.items]
         self.corpus = Corpus(documents)
         self.vectors: list[Vector] = [self.corpus.vector(doc) for doc in documents]
-        self.by_id = {str(item.get("arxiv_id")): i for i, item in enumerate(self.items)}
         self.best = max((_trend(item) for item in self.items), default=0.0)
 
 

@@ -1,7 +1,7 @@
 """How much a paper is for one reader: TF-IDF over its words and a small linear model per reader. Pure.
 
     words      title (twice), summary or abstract, and keywords (twice), stemmed as the interests
-               are (``pipeline.audience.interests.stem``), without stop words
+               are (``pipeline.words.stem``), without stop words
     vector     TF-IDF over the day's candidates (``Corpus``): sublinear term frequency, smoothed idf,
                L2-normalised
     examples   the reader's votes (+1 "more like this", -1 "less like this") on papers with vectors,
@@ -26,7 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.audience.interests import Interest, Kind, Mode, fold, stem
+from pipeline.audience.interests import Interest, Kind, Mode
+from pipeline.words import fold, stem
 
 STOP_WORDS = frozenset("""
 a about above across after again against all also an and any are as at be been being between both but by can

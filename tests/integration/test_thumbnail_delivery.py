@@ -150,6 +150,10 @@ def test_remote_images_load_from_the_source_and_off_shows_none(make_settings, tm
     assert "<img" not in built_issue_html(off)
 
 
-def test_the_text_part_and_the_size_guard_hold_with_thumbnails(cfg):
+def test_with_a_thumbnail_on_every_card_the_issue_keeps_its_snippets_under_the_size_limit(cfg):
+    from pipeline.compose.render import HTML_LIMIT, sent_size
+
     html = built_issue_html(cfg)
-    assert len(html.encode()) < 90_000
+    cards = html.split(' id="p')[1:]
+    assert len(cards) == cfg.digest_size and all('<img class="im"' in card for card in cards)
+    assert sent_size(html, cfg.base_url) <= HTML_LIMIT

@@ -18,9 +18,9 @@ from pipeline.audience.interests import (
     match,
     prepare,
     remove,
-    stem,
 )
 from pipeline.errors import InterestError
+from pipeline.words import stem
 
 PAPER = {
     "title": "Scaling Diffusion Transformers for Video Generation",
