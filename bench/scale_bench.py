@@ -91,13 +91,66 @@ def add_subscribers(engine, n: int, chunk: int = 5000) -> None:  # type: ignore[
                                   for i in range(start, min(start + chunk, n))])
 
 
-def prepare_issue(cfg, n: int) -> None:  # type: ignore[no-untyped-def]
-    """Sample papers, ``n`` subscribers and the built issue of DAY, in an empty database."""
+def prepare_issue(cfg, n: int, *, personal: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """Sample papers, ``n`` subscribers and the built issue of DAY, in an empty database; with ``personal``,
+    each subscriber with interests and votes of their own (``personalize``)."""
     from pipeline import service
 
     service.ingest(cfg, day=DAY, source="sample")
     add_subscribers(service.engine(cfg), n)
+    if personal:
+        personalize(service.engine(cfg), n)
     service.build(cfg, day=DAY)
+
+
+def personalize(engine, n: int, seed: int = 1, chunk: int = 5000) -> None:  # type: ignore[no-untyped-def]
+    """Readers as a personal list has them, drawn with a fixed seed: a third want everything, the rest name one to
+    three interests (the sample papers' own keywords, categories, authors and organizations, a sixth of them
+    excluded); half vote on 1 to 20 of the day's papers; the mix is 20, 50 or 80; everyone asked for the
+    trending list on a day with nothing for them, so every reader gets one message."""
+    import random
+
+    from sqlalchemy import text
+
+    from pipeline.audience.interests import Interest, dump
+    from pipeline.errors import InterestError
+    from pipeline.ingest.files import parse_file, sample_files
+
+    rng = random.Random(seed)
+    papers = [p for f in sample_files() for p in parse_file(f, day=DAY).papers]
+    pools = {
+        "keyword": sorted({k for p in papers for k in p.keywords}),
+        "category": sorted({c for p in papers for c in p.categories}) or ["cs.LG", "cs.CV", "cs.CL"],
+        "author": sorted({a for p in papers for a in p.authors[:2]}),
+        "organization": sorted({p.organization for p in papers if p.organization}),
+    }
+    kinds = [k for k, pool in pools.items() if pool]
+    ids = sorted({p.arxiv_id for p in papers})
+    update = text("UPDATE subscriber SET topics = :topics, mix = :mix, send_anyway = true WHERE uid = :uid")
+    vote = text("INSERT INTO vote (subscriber_id, arxiv_id, value, voted_at) "
+                "SELECT id, :paper, :value, :now FROM subscriber WHERE uid = :uid")
+    now = dt.datetime(2025, 3, 21, 12)
+    with engine.begin() as conn:
+        for start in range(0, n, chunk):
+            people, votes = [], []
+            for i in range(start, min(start + chunk, n)):
+                interests = []
+                if rng.random() > 1 / 3:
+                    for _ in range(rng.randint(1, 3)):
+                        kind = rng.choice(kinds)
+                        mode = "exclude" if rng.random() < 1 / 6 else "include"
+                        try:
+                            interests.append(Interest.parse(kind, rng.choice(pools[kind]), mode))
+                        except InterestError:
+                            pass
+                people.append({"topics": json.dumps(dump(interests)), "mix": rng.choice((20, 50, 80)),
+                               "uid": f"uid{i:06}"})
+                if rng.random() < 0.5:
+                    for paper in rng.sample(ids, rng.randint(1, min(20, len(ids)))):
+                        votes.append({"paper": paper, "value": rng.choice((1, 1, -1)), "now": now, "uid": f"uid{i:06}"})
+            conn.execute(update, people)
+            if votes:
+                conn.execute(vote, votes)
 
 
 def rss_kb() -> int:

@@ -2,7 +2,7 @@
 measured in one run against the same counting sink (bench/smtp_sink.py). Prints figures; the machine is shared,
 so quote ratios and medians, not single absolute numbers.
 
-    python bench/send.py [--n 100000] [--db postgres|sqlite] [--workers 2] [--dkim [ed25519|rsa]]
+    python bench/send.py [--n 100000] [--db postgres|sqlite] [--workers 2] [--dkim [ed25519|rsa]] [--personal]
                          [--only floor,celery,embedded] [--json FILE] [--postgres ADMIN_URL]
 
 floor     N copies of one subscriber's message (the sample day's issue, as papermail renders it), pushed by W
@@ -11,6 +11,8 @@ floor     N copies of one subscriber's message (the sample day's issue, as paper
 celery    `papermail send` on a fresh database (PostgreSQL: a new database on --postgres's server; or a SQLite
           file) with N subscribers, through one `celery -A workers worker -Q papermail,papermail.send` (prefork,
           --concurrency W, as the README starts it) on a private redis-server. --dkim repeats it with signing on.
+          --personal repeats it with every reader's own interests and votes (a personal digest each, joined from
+          the issue's blocks), and reports the distinct selections and the time `papermail send` took to decide them.
 embedded  `papermail send` with no broker (one process) on a fresh SQLite file.
 
 For each: wall time, messages/s, the ratio to the floor with as many processes, CPU seconds and peak RSS of each
@@ -200,6 +202,20 @@ def dkim_key(tmp: Path, algorithm: str) -> dict[str, str]:
     return {"DKIM_SELECTOR": "bench", "DKIM_PRIVATE_KEY_FILE": str(path)}
 
 
+def distinct_selections(database_url: str) -> tuple[int, int]:
+    """(distinct selections, personal ones) of the issue."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT personal, COUNT(*) FROM selection GROUP BY personal")).all()
+    finally:
+        engine.dispose()
+    found = {bool(personal): count for personal, count in rows}
+    return sum(found.values()), found.get(True, 0)
+
+
 def ledger_sent(engine: Any) -> int:
     from sqlalchemy import text
 
@@ -216,20 +232,23 @@ def sent_span(engine: Any) -> tuple[dt.datetime, dt.datetime]:
     return tuple(dt.datetime.fromisoformat(v) if isinstance(v, str) else v for v in (first, last))  # type: ignore[return-value]
 
 
-def sink_and_issue(procs: Procs, database_url: str, tmp: Path, n: int, args: argparse.Namespace) -> tuple:
-    """A fresh counting sink, and the sample day's issue built for ``n`` subscribers in the database."""
+def sink_and_issue(procs: Procs, database_url: str, tmp: Path, n: int, args: argparse.Namespace,
+                   personal: bool = False) -> tuple:
+    """A fresh counting sink, and the sample day's issue built for ``n`` subscribers in the database (each with
+    interests and votes of their own if ``personal``)."""
     from pipeline import service
 
     sink, port = start_sink(**Procs.OWN_SESSION)
     procs.add(sink)
     smtp_url = f"smtp://127.0.0.1:{port}"
     cfg = settings_for(database_url, tmp / "outbox", smtp_url, batch_size=args.batch_size, claim_size=args.claim_size)
-    prepare_issue(cfg, n)
+    prepare_issue(cfg, n, personal=personal)
     service.engine(cfg).dispose()
     return sink, port, smtp_url, cfg
 
 
-def celery_run(n: int, processes: int, args: argparse.Namespace, *, dkim: str | None = None) -> dict[str, Any]:
+def celery_run(n: int, processes: int, args: argparse.Namespace, *, dkim: str | None = None,
+               personal: bool = False) -> dict[str, Any]:
     from sqlalchemy import create_engine
 
     from pipeline import service
@@ -240,7 +259,7 @@ def celery_run(n: int, processes: int, args: argparse.Namespace, *, dkim: str | 
         database_url = stack.enter_context(fresh_database(args.postgres if args.db == "postgres" else None, tmp))
         stack.callback(procs.close)  # the workers stop before their database is dropped
         broker_url = start_broker(procs, tmp)
-        sink, port, smtp_url, cfg = sink_and_issue(procs, database_url, tmp, n, args)
+        sink, port, smtp_url, cfg = sink_and_issue(procs, database_url, tmp, n, args, personal=personal)
 
         env = worker_env(database_url, smtp_url, broker_url, SECRET_KEY=SECRET, OUTBOX_DIR=str(tmp / "outbox"),
                          SEND_BATCH_SIZE=str(args.batch_size), CLAIM_SIZE=str(args.claim_size),
@@ -261,7 +280,8 @@ def celery_run(n: int, processes: int, args: argparse.Namespace, *, dkim: str | 
         busy = busy_seconds()
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "pipeline", "send", "--date", DAY.isoformat()], env=env, cwd=tmp,
-                       check=True, stdout=subprocess.DEVNULL, timeout=600)
+                       check=True, stdout=subprocess.DEVNULL, timeout=3600)
+        queued = time.perf_counter() - start  # the recipients snapshotted, their selections decided, batches queued
         try:
             states, status_seconds = wait_until_sent(cfg, engine, [worker], args.timeout)
         except Exception:
@@ -282,7 +302,9 @@ def celery_run(n: int, processes: int, args: argparse.Namespace, *, dkim: str | 
         service.engine(cfg).dispose()
     once = len(received) == n and all(c == 1 for c in received.values()) and set(received) == {
         address(i) for i in range(n)}
-    return {"kind": "celery" + (f"+dkim-{dkim}" if dkim else ""), "db": args.db, "processes": processes, "n": n,
+    selections = distinct_selections(database_url)
+    return {"kind": "celery" + (f"+dkim-{dkim}" if dkim else "") + ("+personal" if personal else ""), "db": args.db,
+            "processes": processes, "n": n, "queued": queued, "selections": selections,
             "wall": wall, "cpu": cpu, "sink_cpu": sink_cpu, "rss_mb": rss, "stages": stages, "machine_cpu": busy,
             "status_ms": sorted(s * 1e3 for s in status_seconds), "states": states,
             "first_sent_after": (first - started_at).total_seconds(), "sending": (last - first).total_seconds(),
@@ -386,6 +408,10 @@ def report(rows: list[dict[str, Any]]) -> None:
         if r.get("sending"):
             print(f"{'':<24} first message {r['first_sent_after']:.1f} s after `papermail send` started; first to last "
                   f"message {r['sending']:.1f} s ({r['n'] / r['sending']:,.0f} msg/s)")
+        if r.get("selections"):
+            total, own = r["selections"]
+            print(f"{'':<24} {total:,} distinct selections ({own:,} personal); `papermail send` (snapshot, "
+                  f"selections, queueing) took {r['queued']:.1f} s")
         if r.get("status_ms"):
             ms = r["status_ms"]
             print(f"{'':<24} `papermail status` (service.progress) while sending: median {statistics.median(ms):.0f} "
@@ -403,6 +429,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="sending processes (default 2)")
     parser.add_argument("--dkim", nargs="?", const="ed25519", choices=("ed25519", "rsa"),
                         help="also run the celery case with DKIM signing (default key: ed25519)")
+    parser.add_argument("--personal", action="store_true",
+                        help="also run the celery case with readers' own interests and votes (bench/scale_bench.py "
+                             "personalize): personal digests, against the global one in the same run")
     parser.add_argument("--only", default="floor,celery,embedded", help="which runs, comma-separated")
     parser.add_argument("--batch-size", type=int, default=DEFAULTS["send_batch_size"].default,
                         help="SEND_BATCH_SIZE (default: the setting's own)")
@@ -443,6 +472,9 @@ def main() -> None:
     if "celery" in only:
         rows.append(celery_run(args.n, args.workers, args))
         print(f"  celery ({args.db}), {args.workers} process(es): {rows[-1]['wall']:.1f} s", flush=True)
+        if args.personal:
+            rows.append(celery_run(args.n, args.workers, args, personal=True))
+            print(f"  celery ({args.db}), personal digests: {rows[-1]['wall']:.1f} s", flush=True)
         if args.dkim:
             rows.append(celery_run(args.n, args.workers, args, dkim=args.dkim))
             print(f"  celery ({args.db}) with DKIM ({args.dkim}): {rows[-1]['wall']:.1f} s", flush=True)

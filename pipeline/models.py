@@ -137,6 +137,9 @@ class Subscriber(SQLModel, table=True):
     # The reader's interests, each {"kind": category|keyword|author|organization, "value": ..., "mode":
     # include|exclude} (pipeline.audience.interests); none = everything.
     topics: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # How a personal digest orders its papers: 0 by the trend alone, 100 by the reader's model alone.
+    mix: int = Field(default=50, ge=0, le=100)
+    send_anyway: bool = False  # on a day nothing matches their interests, get the trending list rather than nothing
     # The private feed's address carries this number: making a new address raises it, and the old one is dead.
     feed_generation: int = 0
     # Bounces: permanent failures counted; at BOUNCE_LIMIT the address becomes "bounced" until an operator clears it.
@@ -205,7 +208,7 @@ class Issue(SQLModel, table=True):
     edition: Edition = Field(default=Edition.daily, sa_type=_enum(Edition))
     status: IssueStatus = Field(default=IssueStatus.built, sa_type=_enum(IssueStatus))
     as_of: datetime = _when()  # the moment the ranking describes
-    size: int = 10  # papers in the default rendering (html/text below); items may hold more
+    size: int = 10  # papers in the default rendering (html/text below); items hold every candidate
     items: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     subject: str = Field(max_length=300)
     html: str = Field(sa_type=Text)
@@ -214,19 +217,25 @@ class Issue(SQLModel, table=True):
     send_started_at: datetime | None = _when(default=None)
     finished_at: datetime | None = _when(default=None)
     paused_reason: str | None = Field(default=None, max_length=500)
+    # Every candidate's card, cut into blocks once (pipeline.compose.blocks.IssueBlocks.to_json)
+    blocks: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
-class IssueVariant(SQLModel, table=True):
-    """The same issue rendered with another number of papers, for subscribers who chose one."""
+class Selection(SQLModel, table=True):
+    """Which of an issue's candidates some readers get, in their order: one row per distinct selection, shared
+    by every delivery that has it (see :mod:`pipeline.delivery.selections`)."""
 
-    __table_args__ = (UniqueConstraint("issue_id", "size"),)
+    __table_args__ = (UniqueConstraint("issue_id", "key"),)
 
     id: int | None = Field(default=None, primary_key=True)
     issue_id: int = Field(foreign_key="issue.id", index=True)
-    size: int
-    subject: str = Field(max_length=300)
-    html: str = Field(sa_type=Text)
-    text: str = Field(sa_type=Text)
+    key: str = Field(max_length=64)  # sha256 of the picks
+    # [{"index": i, "match": "matches diffusion" | null, "also": bool}, …], best first: indices into issue.items
+    picks: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # [[arxiv id, trend score], …] of the picks: what a later issue checks "already sent" against
+    papers: list[list[Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    personal: bool = False  # chosen by interests or votes, not the plain top of the ranking
+    readers: int = 0
 
 
 class DeliveryStatus(StrEnum):
@@ -250,6 +259,7 @@ class Delivery(SQLModel, table=True):
     issue_id: int = Field(foreign_key="issue.id")
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
     size: int = 10  # papers in this subscriber's copy, fixed when the recipients were snapshotted
+    selection_id: int | None = Field(default=None, foreign_key="selection.id")  # which papers, in which order
     status: DeliveryStatus = Field(default=DeliveryStatus.pending, sa_type=_enum(DeliveryStatus))
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=1000)

@@ -325,6 +325,9 @@ def _print_status(cfg: Settings, day: dt.date, edition: Edition = Edition.daily)
     out.print(f"{label} {day}: {issue.status.value} — {summary}", markup=False, highlight=False)
     if issue.paused_reason:
         out.print(f"  paused: {issue.paused_reason}", markup=False, highlight=False)
+    if info.selections:
+        out.print(f"  {info.selections} distinct selection{'s' if info.selections != 1 else ''} of papers "
+                  f"({info.personal_selections} personal)")
     if info.open:
         eta = f", about {info.eta} left" if info.eta else ""
         out.print(f"  {info.open} to go at {info.rate:.1f} messages/s{eta}")

@@ -101,9 +101,15 @@ def _split(text: str, pattern: re.Pattern[str], encoding: str) -> list[Segment]:
     return out
 
 
-def _qp_part(content_type: str, body: str) -> list[Segment]:
-    head = (f"Content-Type: {content_type}; charset=\"utf-8\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
-    out: list[Segment] = [head]
+def part_head(content_type: str) -> bytes:
+    return (f"Content-Type: {content_type}; charset=\"utf-8\"\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
+
+
+def qp_body(body: str) -> list[Segment]:
+    """``body`` quoted-printable, its slots kept as slots; ending at a line boundary (a soft break if the
+    text does not end with a newline), so that encoded bodies can follow one another."""
+    out: list[Segment] = []
     pieces = _SLOT_RE.split(body)
     found = _SLOT_RE.findall(body)
     for i, piece in enumerate(pieces):
@@ -114,8 +120,62 @@ def _qp_part(content_type: str, body: str) -> list[Segment]:
             out.append(b"=\r\n")
             out.append((found[i], QP))
             out.append(b"=\r\n")
-    out.append(CRLF)
+    if body and not body.endswith("\n"):
+        out.append(b"=\r\n")
     return out
+
+
+def _qp_part(content_type: str, body: str) -> list[Segment]:
+    return [part_head(content_type), *qp_body(body), CRLF]
+
+
+def head_segments(*, subject: str, sender: Address, list_id: str, list_name: str, archive_url: str,
+                  date: datetime, boundary: str) -> list[Segment]:
+    """The message's header fields, its per-subscriber ones as slots. ``subject`` and ``list_name`` must
+    already be header-safe."""
+    for field in (subject, list_name, list_id, archive_url):
+        if "\r" in field or "\n" in field:
+            raise RenderError("a header value contains a line break")
+    # Headers that may need RFC 2047 encoding go through the email package's folding;
+    # the per-subscriber ones are written directly so no fold lands inside a slot.
+    encoded = EmailMessage(policy=SMTP)
+    encoded["From"] = sender
+    encoded["Subject"] = subject
+    encoded["List-Id"] = f"{list_name} <{list_id}>"
+    head = "".join(SMTP.fold(name, value) for name, value in encoded.items())
+    head += (
+        f"To: {slots.RECIPIENT}\r\n"
+        f"Date: {format_datetime(date)}\r\n"
+        f"Message-ID: <{slots.MESSAGE_ID}>\r\n"
+        # RFC 8058: exactly one https URI plus a mailto, and the one-click POST marker.
+        f"List-Unsubscribe: <{slots.UNSUBSCRIBE_URL}>,\r\n <mailto:{slots.UNSUBSCRIBE_MAILTO}>\r\n"
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+        f"List-Archive: <{archive_url}>\r\n"
+        "Precedence: list\r\n"
+        "Auto-Submitted: auto-generated\r\n"
+        "MIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'
+        "\r\n"
+    )
+    segments = _split(head, _HEADER_SLOT_RE, HEADER)
+    segments.append(b"This is a multipart message in MIME format.\r\n")
+    present = {s[0] for s in segments if not isinstance(s, bytes)}
+    expected = {slots.RECIPIENT, slots.MESSAGE_ID, slots.UNSUBSCRIBE_URL, slots.UNSUBSCRIBE_MAILTO}
+    if not expected <= present:
+        raise RenderError(f"message headers lost a placeholder: {sorted(expected - present)}")
+    return segments
+
+
+def new_boundary() -> str:
+    return f"=_papermail_{secrets.token_hex(12)}"
+
+
+def body_segments(boundary: str, text: list[Segment], html: list[Segment]) -> list[Segment]:
+    """Both alternatives, each already encoded by :func:`qp_body`. RFC 2046 §5.1.4: the last alternative is
+    the preferred one, so text first, HTML last."""
+    return [f"\r\n--{boundary}\r\n".encode(), part_head("text/plain"), *text, CRLF,
+            f"\r\n--{boundary}\r\n".encode(), part_head("text/html"), *html, CRLF,
+            f"\r\n--{boundary}--\r\n".encode()]
 
 
 class MessageTemplate:
@@ -140,44 +200,10 @@ class MessageTemplate:
         date: datetime,
     ) -> MessageTemplate:
         """Encode an issue once. ``subject`` and ``list_name`` must already be header-safe."""
-        for field in (subject, list_name, list_id, archive_url):
-            if "\r" in field or "\n" in field:
-                raise RenderError("a header value contains a line break")
-        boundary = f"=_papermail_{secrets.token_hex(12)}"
-        # Headers that may need RFC 2047 encoding go through the email package's folding;
-        # the per-subscriber ones are written directly so no fold lands inside a slot.
-        encoded = EmailMessage(policy=SMTP)
-        encoded["From"] = sender
-        encoded["Subject"] = subject
-        encoded["List-Id"] = f"{list_name} <{list_id}>"
-        head = "".join(SMTP.fold(name, value) for name, value in encoded.items())
-        head += (
-            f"To: {slots.RECIPIENT}\r\n"
-            f"Date: {format_datetime(date)}\r\n"
-            f"Message-ID: <{slots.MESSAGE_ID}>\r\n"
-            # RFC 8058: exactly one https URI plus a mailto, and the one-click POST marker.
-            f"List-Unsubscribe: <{slots.UNSUBSCRIBE_URL}>,\r\n <mailto:{slots.UNSUBSCRIBE_MAILTO}>\r\n"
-            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
-            f"List-Archive: <{archive_url}>\r\n"
-            "Precedence: list\r\n"
-            "Auto-Submitted: auto-generated\r\n"
-            "MIME-Version: 1.0\r\n"
-            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'
-            "\r\n"
-        )
-        segments: list[Segment] = _split(head, _HEADER_SLOT_RE, HEADER)
-        segments.append(b"This is a multipart message in MIME format.\r\n")
-        # RFC 2046 §5.1.4: the last alternative is the preferred one, so text first, HTML last.
-        for content_type, body in (("text/plain", text), ("text/html", html)):
-            segments.append(f"\r\n--{boundary}\r\n".encode())
-            segments.extend(_qp_part(content_type, body))
-        segments.append(f"\r\n--{boundary}--\r\n".encode())
-        template = cls(segments)
-        expected = {slots.RECIPIENT, slots.MESSAGE_ID, slots.UNSUBSCRIBE_URL, slots.UNSUBSCRIBE_MAILTO}
-        present = {s[0] for s in template._segments if not isinstance(s, bytes)}
-        if not expected <= present:
-            raise RenderError(f"message headers lost a placeholder: {sorted(expected - present)}")
-        return template
+        boundary = new_boundary()
+        head = head_segments(subject=subject, sender=sender, list_id=list_id, list_name=list_name,
+                             archive_url=archive_url, date=date, boundary=boundary)
+        return cls([*head, *body_segments(boundary, qp_body(text), qp_body(html))])
 
     def slot_counts(self) -> dict[str, int]:
         """How many times each slot occurs in the message."""
@@ -203,13 +229,20 @@ def dot_stuff(data: bytes) -> bytes:
 
 
 def _merge(segments: list[Segment]) -> list[Segment]:
+    """Consecutive literal segments as one."""
     out: list[Segment] = []
+    run: list[bytes] = []
     for seg in segments:
-        if isinstance(seg, bytes) and out and isinstance(out[-1], bytes):
-            out[-1] = out[-1] + seg
-        elif seg != b"":
-            out.append(seg)
-    return out
+        if isinstance(seg, bytes):
+            run.append(seg)
+            continue
+        if run:
+            out.append(b"".join(run))
+            run = []
+        out.append(seg)
+    if run:
+        out.append(b"".join(run))
+    return [seg for seg in out if seg != b""]
 
 
 def _join(segments: list[Segment], recipient: Recipient) -> bytes:

@@ -1,6 +1,7 @@
 """Render one issue of the digest: MJML + Jinja for the HTML part, Jinja for the text part.
 
-An issue is rendered once, never per subscriber. Where a subscriber's own links
+An issue is rendered once, never per subscriber: with every candidate, cut into the blocks
+(:mod:`pipeline.compose.blocks`) that each reader's selection is joined from. Where a subscriber's own links
 go, the output carries the markers from :mod:`pipeline.compose.slots`; dispatch
 substitutes them as bytes. Every string in an item came from the internet, so:
 autoescape is on for the HTML templates, control characters are stripped from
@@ -12,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,21 @@ from mjml import mjml2html
 from premailer import Premailer
 
 from pipeline.compose import slots
+from pipeline.compose.blocks import (
+    TOC_FROM,
+    VARIANTS,
+    Card,
+    Cutter,
+    IssueBlocks,
+    Selection,
+    count_label,
+    holes,
+    no_cut,
+    sent_bytes,
+    split,
+    top,
+    wrap,
+)
 from pipeline.compose.cards import paper_view, safe_url, truncate
 from pipeline.compose.snippets import snippet
 from pipeline.errors import RenderError
@@ -32,9 +48,6 @@ SUBJECT_LIMIT = 150
 log = logging.getLogger(__name__)
 
 SHORT_SUMMARY_LIMIT = 140  # when the whole digest would be too long
-HTML_LIMIT = 90_000  # bytes of HTML: Gmail clips a message past about 102 KB, and what it cuts is the footer
-TOKEN_ALLOWANCE = 100  # characters of a signed link token (about 75), with room to spare
-TEXT_WIDTH = 78
 
 
 @dataclass(frozen=True)
@@ -69,18 +82,6 @@ def header_safe(value: str, limit: int) -> str:
     return truncate(clean_text(value), limit)
 
 
-def _wrap(text: str, indent: str = "", first: str | None = None, width: int = TEXT_WIDTH) -> str:
-    """textwrap for the text part; URLs and long words are never split."""
-    return textwrap.fill(
-        text,
-        width=width,
-        initial_indent=indent if first is None else first,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
-
-
 @functools.lru_cache(maxsize=4)
 def _environments(folder: Path) -> tuple[jinja2.Environment, jinja2.Environment]:
     loader = jinja2.FileSystemLoader(str(folder))
@@ -97,7 +98,7 @@ def _environments(folder: Path) -> tuple[jinja2.Environment, jinja2.Environment]
     )
     for env in (html, text):
         env.filters["safe_url"] = safe_url
-        env.filters["wrap"] = _wrap
+        env.filters["wrap"] = wrap
     return html, text
 
 
@@ -126,22 +127,12 @@ def _one_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
-def render_digest(
-    items: list[dict[str, Any]], *, ctx: DigestContext, templates_dir: Path | None = None
-) -> RenderedIssue:
-    """Render the issue once: subject, inlined HTML and plain text, with subscriber slots intact.
-
-    Raises RenderError if a template or MJML fails, or if a placeholder from
-    ``slots.REQUIRED_SLOTS`` did not survive into the HTML or text.
-    """
-    papers = [paper_view(item, images=ctx.images, site_url=ctx.site_url) for item in items]
+def _values(items: Sequence[dict[str, Any]], ctx: DigestContext) -> tuple[dict[str, Any], list[str], str]:
+    """What every rendering of the issue shares, the subject when each item leads, and the empty day's."""
     date_long = f"{'The week to ' if ctx.weekly else ''}{ctx.issue_date:%A, %-d %B %Y}"
-    headline = papers[0]["title"] if papers else "no trending papers today"
     when = f"{'week to ' if ctx.weekly else ''}{ctx.issue_date:%-d %b %Y}"
-    subject = header_safe(f"{ctx.list_name} — {when}: {headline}", SUBJECT_LIMIT)
     site_url = safe_url(ctx.site_url)
     values = {
-        "subject": subject,
         "list_name": clean_text(ctx.list_name),
         "date_long": date_long,
         "archive_url": safe_url(ctx.archive_url),
@@ -152,45 +143,91 @@ def render_digest(
         "preferences_url": slots.PREFERENCES_URL,
         "feedback_url": slots.FEEDBACK_URL,
     }
+
+    def subject(headline: str) -> str:
+        return header_safe(f"{ctx.list_name} — {when}: {headline}", SUBJECT_LIMIT)
+
+    views = [paper_view(item) for item in items]
+    return values, [subject(v["title"]) for v in views], subject("no trending papers today")
+
+
+def _variant(view: dict[str, Any], variant: str) -> dict[str, Any]:
+    if variant == "short":
+        return {**view, "summary": snippet(view["summary"], SHORT_SUMMARY_LIMIT)}
+    if variant == "bare":
+        return {**view, "summary": "", "image": None, "feedback": False}
+    return view
+
+
+def render_blocks(items: Sequence[dict[str, Any]], *, ctx: DigestContext,
+                  templates_dir: Path | None = None) -> IssueBlocks:
+    """Render the issue once with every candidate, in each card size, and cut it into blocks.
+
+    Raises RenderError if a template or MJML fails, or if a placeholder from
+    ``slots.REQUIRED_SLOTS`` did not survive into the HTML or text.
+    """
     envs = _environments((templates_dir or templates_path()).resolve())
-    rendered = _render_digest(envs, values, papers)
-    if _fits(rendered, ctx.site_url):
-        return rendered
-    # Too long to arrive whole: shorter snippets, then no snippet, thumbnail or feedback links, from the
-    # lowest-ranked paper up. The papers, their links and the footer always stay.
-    papers = [{**p, "summary": snippet(p["summary"], SHORT_SUMMARY_LIMIT)} for p in papers]
-    rendered = _render_digest(envs, values, papers)
-    if _fits(rendered, ctx.site_url):
-        return rendered
-    best, low, high = None, 0, len(papers) - 1  # how many papers keep their extras: the most that fits, by halving
-    while low <= high:
-        keep = (low + high) // 2
-        candidate = _render_digest(envs, values, [p if i < keep else {**p, "summary": "", "image": None, "feedback": False}
-                                                  for i, p in enumerate(papers)])
-        fits = _fits(candidate, ctx.site_url)
-        if fits or keep == 0:
-            best = candidate
-        low, high = (keep + 1, high) if fits else (low, keep - 1)
-    best = best or rendered
-    if not _fits(best, ctx.site_url):
-        log.warning("the %s digest's HTML is %d bytes even with every card bare", ctx.issue_date,
-                    len(best.html))
-    return best
+    values, subjects, subject_empty = _values(items, ctx)
+    views = [paper_view(item, images=ctx.images, site_url=ctx.site_url) for item in items]
+    cutter = Cutter()
+    documents = {}
+    for variant in VARIANTS if items else VARIANTS[:1]:
+        papers = [{**_variant(view, variant), "anchor": i, "holes": holes(i, None, view["why"])}
+                  for i, view in enumerate(views, 1)]
+        rendered_html, rendered_text = _render_document(
+            envs, {**values, "subject": subject_empty, "cut": cutter, "toc": bool(items), "also_at": 0, "count": ""},
+            papers)
+        documents[variant] = (split(rendered_html, cutter), split(rendered_text, cutter))
+    html, text = documents["full"]
+    parts = {f"html-{name}": html.get((name, 0), []) for name in ("head", "toc", "toc-end", "also", "tail")}
+    parts |= {f"text-{name}": text.get((f"t-{name}" if name != "head" else name, 0), [])
+              for name in ("head", "toc", "toc-end", "also", "tail")}
+    cards = [{variant: Card(documents[variant][0][("card", i)], documents[variant][1][("t-card", i)],
+                            sent_bytes(documents[variant][0][("card", i)], ctx.site_url))
+              for variant in VARIANTS} for i in range(1, len(items) + 1)]
+    return IssueBlocks(
+        subjects=subjects, subject_empty=subject_empty, whys=[view["why"] for view in views], parts=parts,
+        toc_items={"html": [html[("toc-item", i)] for i in range(1, len(items) + 1)],
+                   "text": [text[("t-toc-item", i)] for i in range(1, len(items) + 1)]},
+        cards=cards, site_url=ctx.site_url,
+    )
+
+
+def render_digest(items: Sequence[dict[str, Any]], *, ctx: DigestContext, templates_dir: Path | None = None,
+                  selection: Selection | None = None) -> RenderedIssue:
+    """The issue as one reader's selection gets it (by default the global digest of all ``items``): subject,
+    inlined HTML and plain text, with the subscriber slots intact, joined from :func:`render_blocks`."""
+    subject, html, text = render_blocks(items, ctx=ctx, templates_dir=templates_dir).joined(
+        top(len(items)) if selection is None else selection)
+    return RenderedIssue(subject=subject, html=html, text=text)
+
+
+def render_plain(items: Sequence[dict[str, Any]], *, ctx: DigestContext, selection: Selection,
+                 variants: Sequence[str], templates_dir: Path | None = None) -> RenderedIssue:
+    """A selection rendered whole, through the templates, MJML and premailer, each card in the size given:
+    what joining the issue's blocks must give, byte for byte."""
+    envs = _environments((templates_dir or templates_path()).resolve())
+    values, subjects, subject_empty = _values(items, ctx)
+    papers = []
+    for position, (chosen, variant) in enumerate(zip(selection, variants, strict=True), 1):
+        view = paper_view(items[chosen.index], images=ctx.images, site_url=ctx.site_url)
+        papers.append({**_variant(view, variant), "anchor": chosen.index + 1,
+                       "holes": holes(position, chosen.match, view["why"])})
+    also_at = next((n for n, chosen in enumerate(selection) if chosen.also), None)
+    subject = subjects[selection[0].index] if selection else subject_empty
+    html, text = _render_document(envs, {**values, "subject": subject, "cut": no_cut,
+                                         "toc": len(selection) >= TOC_FROM, "also_at": also_at,
+                                         "count": count_label(len(selection))}, papers)
+    return RenderedIssue(subject=subject, html=html, text=text)
 
 
 def sent_size(html: str, site_url: str) -> int:
-    """Bytes of the HTML as a subscriber gets it: each placeholder becomes one of their links (the site's
-    address, a path and a signed token), at most this much longer."""
-    growth = len(site_url.encode()) + len("/u/") + TOKEN_ALLOWANCE
-    return len(html.encode()) + sum(html.count(slot) * (growth - len(slot)) for slot in slots.BODY_SLOTS)
+    """Bytes of the HTML as a subscriber gets it: each placeholder becomes one of their links."""
+    return sent_bytes([html], site_url)
 
 
-def _fits(rendered: RenderedIssue, site_url: str) -> bool:
-    return sent_size(rendered.html, site_url) <= HTML_LIMIT
-
-
-def _render_digest(envs: tuple[jinja2.Environment, jinja2.Environment], values: dict[str, Any],
-                   papers: list[dict[str, Any]]) -> RenderedIssue:
+def _render_document(envs: tuple[jinja2.Environment, jinja2.Environment], values: dict[str, Any],
+                     papers: list[dict[str, Any]]) -> tuple[str, str]:
     html_env, text_env = envs
     values = {**values, "papers": papers}
     try:
@@ -207,7 +244,7 @@ def _render_digest(envs: tuple[jinja2.Environment, jinja2.Environment], values: 
         for part, body in (("HTML", html), ("text", text)):
             if slot not in body:
                 raise RenderError(f"placeholder {slot!r} missing from the {part} part")
-    return RenderedIssue(subject=values["subject"], html=html, text=text)
+    return html, text
 
 
 def render_confirmation(*, list_name: str, confirm_url: str, list_address: str, expiry_days: int,

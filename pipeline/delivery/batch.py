@@ -267,7 +267,7 @@ class _Ahead:
             started = perf_counter()
             try:
                 recipient = self._make(email, uid, row.resend_id)
-                built = (recipient, self._messenger.wire_for(self._templates(row.size), recipient))
+                built = (recipient, self._messenger.wire_for(self._templates(row.size, row.selection_id), recipient))
             except Exception as exc:  # noqa: BLE001 - kept for its own turn, never blamed on the message in flight
                 built = exc
             self._built[index] = built

@@ -169,6 +169,7 @@ class Claimed(NamedTuple):
     attempts: int
     size: int
     resend_id: int | None  # set when an operator's resend queued it again: the copy gets its own Message-ID
+    selection_id: int | None  # which papers (pipeline.delivery.selections); None: the top ``size``
 
 
 _CLAIM_SQL = (
@@ -178,7 +179,7 @@ _CLAIM_SQL = (
     "AND (status = :pending OR (status = :retry AND next_attempt_at <= :now)) "
     "ORDER BY id LIMIT :limit{lock}) "
     "AND status IN (:pending, :retry) "
-    "RETURNING id, subscriber_id, attempts, size, resend_id"
+    "RETURNING id, subscriber_id, attempts, size, resend_id, selection_id"
 )
 
 _RECORD_SQL = text(

@@ -1,4 +1,4 @@
-"""What each batch builds once and each subscriber costs: the encoded template per size, and a
+"""What each batch builds once and each subscriber costs: the encoded template per selection, and a
 recipient's own address, Message-ID and signed links."""
 
 from __future__ import annotations
@@ -7,14 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from pipeline.audience.subscribers import sendable_address
 from pipeline.audience.tokens import Purpose
+from pipeline.compose.assembly import Assembler
+from pipeline.compose.blocks import IssueBlocks, Selection, top
 from pipeline.compose.links import UNSUBSCRIBE, Links
 from pipeline.compose.message import MessageTemplate, Recipient
 from pipeline.compose.message_ids import make_message_id
-from pipeline.models import Issue, IssueVariant, utcnow
+from pipeline.delivery.selections import from_json
+from pipeline.errors import IssueError
+from pipeline.models import Issue, utcnow
+from pipeline.models import Selection as SelectionRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +45,12 @@ class SendContext:
     bounce_limit: int = 2  # hard bounces (5xx about the address) before it is marked bounced
 
 
-def build_template(issue: Issue, ctx: SendContext, variant: IssueVariant | None = None) -> MessageTemplate:
-    rendered = variant or issue
-    return MessageTemplate.build(
-        subject=rendered.subject,
-        html=rendered.html,
-        text=rendered.text,
+def assembler(issue: Issue, ctx: SendContext) -> Assembler:
+    """The issue's blocks, ready to be joined into each selection's message."""
+    if issue.blocks is None:
+        raise IssueError(f"the issue of {issue.date} has no blocks: rebuild it (papermail build --force)")
+    return Assembler(
+        IssueBlocks.from_json(issue.blocks),
         sender=ctx.sender_header,  # type: ignore[arg-type]
         list_id=ctx.list_id,
         list_name=ctx.list_name,
@@ -54,25 +59,38 @@ def build_template(issue: Issue, ctx: SendContext, variant: IssueVariant | None 
     )
 
 
+def build_template(issue: Issue, ctx: SendContext, selection: Selection | None = None) -> MessageTemplate:
+    """One selection's message (by default the issue's own size), for a single use."""
+    return assembler(issue, ctx).template(top(min(issue.size, len(issue.items))) if selection is None else selection)
+
+
 class TemplateCache:
-    """One encoded message per size the recipients chose, built on first use by this batch."""
+    """Each delivery's message template: its selection's, joined from the issue's blocks on first use and
+    shared by every reader with that selection. A delivery without one gets the top ``size`` papers."""
 
     def __init__(self, engine: Engine, issue: Issue, ctx: SendContext) -> None:
-        self._engine, self._issue, self._ctx = engine, issue, ctx
-        self._built: dict[int, MessageTemplate] = {}
+        self._engine = engine
+        self._assembler = assembler(issue, ctx)
+        self._candidates = len(issue.items)
+        self._selections: dict[int, Selection] = {}
         self.issue_id: int = issue.id  # type: ignore[assignment]
 
-    def __call__(self, size: int) -> MessageTemplate:
-        template = self._built.get(size)
-        if template is None:
-            variant = None
-            if size != self._issue.size:
-                with Session(self._engine) as session:
-                    variant = session.exec(select(IssueVariant).where(
-                        IssueVariant.issue_id == self._issue.id, IssueVariant.size == size)).first()
-            # A size without its rendering (it cannot happen through start_sending) gets the default.
-            template = self._built[size] = build_template(self._issue, self._ctx, variant)
-        return template
+    def __call__(self, size: int, selection_id: int | None = None) -> MessageTemplate:
+        if selection_id is None:
+            return self._assembler.template(top(min(size, self._candidates)))
+        selection = self._selections.get(selection_id)
+        if selection is None:
+            with Session(self._engine) as session:
+                row = session.get(SelectionRow, selection_id)
+                if row is None:
+                    raise IssueError(f"selection {selection_id} is missing")
+                selection = self._selections[selection_id] = from_json(row.picks)
+        return self._assembler.template(selection)
+
+    @property
+    def assembled(self) -> int:
+        """Messages joined from blocks so far: one per distinct selection this batch met."""
+        return self._assembler.assembled
 
 
 class RecipientFactory:

@@ -6,9 +6,10 @@ describes the moment ``as_of`` = the next day's send hour (and the few minutes
 the run at that hour takes to fetch the list, ``FETCH_GRACE``), or now if that
 is earlier, so rebuilding a past day gives the same order whenever it runs.
 
-The ranked list is frozen with up to ``MAX_DIGEST_SIZE`` papers; the issue is
-rendered once with the list's default size, and once more per other size that
-subscribers chose (``IssueVariant``) — per size, never per subscriber.
+The ranked list is frozen with up to ``POOL_SIZE`` candidates, the pool each
+reader's selection is drawn from, and every candidate's card is rendered once
+and cut into blocks (``Issue.blocks``); ``html`` and ``text`` are the global
+digest of the list's default size, joined from them.
 """
 
 from __future__ import annotations
@@ -20,22 +21,22 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from pipeline.compose.render import DigestContext, RenderedIssue, render_digest
+from pipeline.compose.blocks import top
+from pipeline.compose.render import DigestContext, render_blocks
 from pipeline.digest.rank import Candidate, Snapshot, TrendScore, Weights, rank, why_trending
 from pipeline.errors import IssueError
 from pipeline.models import (
-    MAX_DIGEST_SIZE,
     Delivery,
     Edition,
     Image,
     Issue,
-    IssueVariant,
     Paper,
     PaperMetrics,
     utcnow,
 )
 
 RECENTLY_FEATURED_DAYS = 7
+POOL_SIZE = 60  # candidates frozen in an issue: what interests filter (a day's list has about 50)
 
 
 WEEKLY_DAYS = 7
@@ -179,32 +180,21 @@ def build_issue(
         has_deliveries = session.exec(select(Delivery.id).where(Delivery.issue_id == existing.id).limit(1)).first()
         if existing.send_started_at is not None or has_deliveries is not None:
             raise IssueError(f"the {req.edition.value} issue of {req.day} is already being sent; it cannot be rebuilt")
-        for variant in session.exec(select(IssueVariant).where(IssueVariant.issue_id == existing.id)):
-            session.delete(variant)
     scores, papers = rank_day(session, req)
     if not scores:
         raise IssueError(f"no papers listed on {req.day}: ingest that day first (papermail ingest --date {req.day})")
-    top = scores[:MAX_DIGEST_SIZE]
-    sizes = thumbnail_sizes(session, (papers[s.arxiv_id] for s in top))
-    items = [digest_item(i, s, papers[s.arxiv_id], sizes) for i, s in enumerate(top, 1)]
-    rendered: RenderedIssue = render_digest(items[:size], ctx=ctx)
+    pool = scores[:POOL_SIZE]
+    sizes = thumbnail_sizes(session, (papers[s.arxiv_id] for s in pool))
+    items = [digest_item(i, s, papers[s.arxiv_id], sizes) for i, s in enumerate(pool, 1)]
+    blocks = render_blocks(items, ctx=ctx)
+    subject, html, text = blocks.joined(top(min(size, len(items))))
     issue = existing or Issue(date=req.day, edition=req.edition, as_of=req.as_of, subject="", html="", text="")
     issue.as_of = req.as_of
     issue.size = size
     issue.items = items
-    issue.subject, issue.html, issue.text = rendered.subject, rendered.html, rendered.text
+    issue.subject, issue.html, issue.text = subject, html, text
+    issue.blocks = blocks.to_json()
     issue.built_at = utcnow()
     session.add(issue)
     session.flush()
     return issue, True
-
-
-def ensure_variants(session: Session, *, issue: Issue, sizes: set[int], ctx: DigestContext) -> None:
-    """Render the issue once for each size some recipient chose and the default does not cover."""
-    assert issue.id is not None  # stored before it is sent
-    have = set(session.exec(select(IssueVariant.size).where(IssueVariant.issue_id == issue.id)).all())
-    for size in sorted(sizes - have - {issue.size}):
-        rendered = render_digest(issue.items[:size], ctx=ctx)
-        session.add(IssueVariant(issue_id=issue.id, size=size, subject=rendered.subject, html=rendered.html,
-                                 text=rendered.text))
-    session.flush()

@@ -7,13 +7,18 @@ Pure: the candidates are an issue's frozen items, ranked by trend score, each wi
     top-up      fewer than ``MIN_MATCHES`` kept: the rest of the digest comes from the global order,
                 marked ``also_trending`` (the email puts them under an "Also trending" heading),
                 never a paper an exclude matched
+    nothing     none kept: nothing is sent, unless the reader asked to get the trending list anyway
+    sent        a paper the reader was sent before comes again only once its trend score has at least
+                doubled (``REPEAT_FACTOR``) since
+    among       the candidates open to this reader: by default the day's own; a reader back from a pause
+                also gets the best of the days they missed (the issue carries them)
 
 Each pick says why it is there: the interests it matched and the words the model liked in it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,16 +57,25 @@ def _trend(item: Mapping[str, Any]) -> float:
 
 
 def select(candidates: Candidates, *, interests: Compiled, model: Model, mix: float, size: int,
-           exclude: frozenset[str] = frozenset()) -> list[Pick]:
-    """The reader's ``size`` papers, best first; ``exclude`` (arXiv ids) are never picked."""
+           sent: Mapping[str, float] | None = None, among: Collection[int] | None = None,
+           send_anyway: bool = True) -> list[Pick]:
+    """The reader's ``size`` papers, best first; empty when nothing is for them (and not ``send_anyway``).
+
+    ``sent`` maps the arXiv ids sent to this reader before to their trend score then; ``among`` are the
+    indices of the candidates open to them (None: all).
+    """
+    sent = sent or {}
+    open_to = range(len(candidates.items)) if among is None else sorted(among)
+    blocked = {i for i in open_to if not _may_repeat(candidates.items[i], sent)}
     kept: list[Pick] = []
     ruled_out = set()  # what an exclude matched: not even as a top-up
-    for i, item in enumerate(candidates.items):
+    for i in open_to:
+        item = candidates.items[i]
         arxiv_id = str(item.get("arxiv_id"))
         found = match(candidates.keys[i], interests)
         if found.excluded_by:
             ruled_out.add(i)
-        if arxiv_id in exclude or not found:
+        if i in blocked or not found:
             continue
         vector = candidates.vectors[i]
         relevance = model.relevance(vector)
@@ -69,13 +83,23 @@ def select(candidates: Candidates, *, interests: Compiled, model: Model, mix: fl
                          found.why, tuple(model.because(vector))))
     kept.sort(key=lambda p: (-round(p.score, 9), p.index))
     picks = kept[:size]
+    if not picks and not send_anyway:
+        return []
     if len(picks) < min(MIN_MATCHES, size):
         taken = {p.index for p in picks}
-        for i, item in enumerate(candidates.items):  # the global order, as the issue ranked it
+        for i in open_to:  # the global order, as the issue ranked it
             if len(picks) >= size:
                 break
-            arxiv_id = str(item.get("arxiv_id"))
-            if i not in taken and i not in ruled_out and arxiv_id not in exclude:
-                picks.append(Pick(i, arxiv_id, _trend(item), model.relevance(candidates.vectors[i]),
-                                  also_trending=True))
+            if i not in taken and i not in ruled_out and i not in blocked:
+                item = candidates.items[i]
+                picks.append(Pick(i, str(item.get("arxiv_id")), _trend(item),
+                                  model.relevance(candidates.vectors[i]), also_trending=True))
     return picks
+
+
+REPEAT_FACTOR = 2.0
+
+
+def _may_repeat(item: Mapping[str, Any], sent: Mapping[str, float]) -> bool:
+    before = sent.get(str(item.get("arxiv_id")))
+    return before is None or _trend(item) >= REPEAT_FACTOR * before > 0

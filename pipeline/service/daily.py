@@ -12,22 +12,23 @@ from typing import Protocol
 
 import httpx
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from pipeline import __version__
 from pipeline.compose import links as paths
 from pipeline.db.engine import session_scope
+from pipeline.delivery import selections
 from pipeline.delivery.batch import BatchResult, send_batch
 from pipeline.delivery.ledger import close_if_done, open_deliveries, plan_batches
 from pipeline.delivery.messengers import open_messenger
 from pipeline.delivery.pacing import pacer_for
-from pipeline.digest.issues import build_issue, ensure_variants, find_issue
+from pipeline.digest.issues import build_issue, find_issue
 from pipeline.errors import DayNotAvailable, DeliveryError, IngestError, IssueError
 from pipeline.ingest import arxiv, files, hf
 from pipeline.ingest.records import ParseResult, Skipped
 from pipeline.ingest.store import mark_withdrawn, papers_by_id, store_papers
 from pipeline.ingest.thumbnails import find_image, store_thumbnails
-from pipeline.models import Delivery, Edition, Issue, utcnow
+from pipeline.models import Edition, Issue, utcnow
 from pipeline.service.context import (
     SAMPLE,
     digest_context,
@@ -214,13 +215,12 @@ def issue_for(session: Session, day: dt.date, edition: Edition = Edition.daily) 
 
 def start_sending(settings: Settings, *, day: dt.date, edition: Edition = Edition.daily,
                   now: dt.datetime | None = None) -> tuple[int, list[tuple[int, int]]]:
-    """Snapshot the recipients (first call only), render the sizes they chose, plan the open batches."""
+    """Snapshot the recipients (first call only), decide what each new one gets, plan the open batches."""
     now = now or utcnow()
     with session_scope(engine(settings)) as session:
         issue = issue_for(session, day, edition)
-        if open_deliveries(session, issue=issue, now=now, default_size=settings.digest_size):
-            sizes = set(session.exec(select(Delivery.size).where(Delivery.issue_id == issue.id).distinct()).all())
-            ensure_variants(session, issue=issue, sizes=sizes, ctx=digest_context(settings, day, edition))
+        open_deliveries(session, issue=issue, now=now, default_size=settings.digest_size)
+        selections.assign(session, issue=issue, now=now)
         assert issue.id is not None
         return issue.id, plan_batches(session, issue_id=issue.id, size=settings.send_batch_size)
 

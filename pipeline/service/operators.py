@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from pipeline.db.engine import session_scope
+from pipeline.delivery import selections
 from pipeline.delivery.ledger import (
     close_if_done,
     delivery_counts,
@@ -21,10 +22,9 @@ from pipeline.delivery.ledger import (
 )
 from pipeline.delivery.resend import ResendPlan, plan_resend
 from pipeline.delivery.resend import resend as resend_issue
-from pipeline.digest.issues import ensure_variants
 from pipeline.errors import IssueError
-from pipeline.models import Delivery, Edition, Issue, IssueStatus, Resend, ResendScope, utcnow
-from pipeline.service.context import digest_context, engine, journal_dir
+from pipeline.models import Delivery, Edition, Issue, IssueStatus, Resend, ResendScope, Selection, utcnow
+from pipeline.service.context import engine, journal_dir
 from pipeline.service.daily import issue_for
 from pipeline.settings import Settings
 
@@ -58,8 +58,7 @@ def resend(
             record, plan = resend_issue(session, issue=issue, scope=scope, addresses=addresses, reason=reason,
                                         requested_by=requested_by, now=utcnow(), default_size=settings.digest_size)
             if record is not None:
-                sizes = {sub.digest_size or settings.digest_size for _, sub in plan.targets}
-                ensure_variants(session, issue=issue, sizes=sizes, ctx=digest_context(settings, day, edition))
+                selections.assign(session, issue=issue, now=utcnow())  # for anyone new to this issue
             return record, plan
     except IntegrityError:
         raise IssueError("the same resend was submitted a moment ago; nothing more was queued") from None
@@ -76,6 +75,8 @@ class Progress:
     open: int
     rate: float
     eta: dt.timedelta | None
+    selections: int = 0  # distinct choices of papers among its deliveries
+    personal_selections: int = 0  # of those, chosen by readers' interests or votes
 
 
 def progress(settings: Settings, *, day: dt.date, edition: Edition = Edition.daily,
@@ -87,12 +88,16 @@ def progress(settings: Settings, *, day: dt.date, edition: Edition = Edition.dai
         counts = delivery_counts(session, issue_id=issue.id)  # type: ignore[arg-type]
         recent = session.exec(select(func.count()).select_from(Delivery).where(
             Delivery.issue_id == issue.id, Delivery.sent_at >= now - dt.timedelta(minutes=1))).one()  # type: ignore[operator]
+        kinds = session.exec(select(Selection.personal, func.count()).where(
+            Selection.issue_id == issue.id, Selection.readers > 0).group_by(col(Selection.personal))).all()
     open_count = counts["pending"] + counts["sending"] + counts["retry"]
     # Over the last minute, or over the time since sending started when that is shorter.
     started = issue.send_started_at.replace(tzinfo=dt.UTC) if issue.send_started_at else now
     rate = recent / min(60.0, max(1.0, (now - started).total_seconds()))
     eta = dt.timedelta(seconds=round(open_count / rate)) if rate and open_count else None
-    return Progress(issue=issue, counts=counts, open=open_count, rate=rate, eta=eta)
+    by_kind = dict(kinds)
+    return Progress(issue=issue, counts=counts, open=open_count, rate=rate, eta=eta,
+                    selections=sum(by_kind.values()), personal_selections=by_kind.get(True, 0))
 
 
 def reconcile(settings: Settings, *, now: dt.datetime | None = None) -> list[tuple[int, list[tuple[int, int]]]]:

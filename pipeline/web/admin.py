@@ -74,6 +74,8 @@ class IssueProgress(BaseModel):
     open: int
     rate_per_second: float
     eta_seconds: float | None
+    selections: int  # distinct choices of papers among its deliveries (readers with the same one share it)
+    personal_selections: int  # of those, the ones chosen by readers' interests or votes
 
 
 class Skipped(BaseModel):
@@ -122,6 +124,7 @@ def issue_status(day: dt.date, settings: AdminSettings, edition: Edition = Editi
         "paused_reason": issue.paused_reason, "counts": info.counts, "open": info.open,
         "rate_per_second": round(info.rate, 3),
         "eta_seconds": info.eta.total_seconds() if info.eta else None,
+        "selections": info.selections, "personal_selections": info.personal_selections,
     }
     return JSONResponse(body)
 

@@ -128,7 +128,7 @@ def test_preview_writes_html_without_placeholders(tmp_path):
     # (quoted-printable "=3D" and soft line breaks, base64) and not a whole .eml.
     written = (tmp_path / "p.html").read_bytes()
     assert written.startswith(b"<!DOCTYPE html>") and written.rstrip().endswith(b"</html>")
-    assert "<title>Trending ML Papers — 21 Mar 2025: " in written.decode("utf-8")
+    assert "<title>Trending ML Papers — Friday, 21 March 2025</title>" in written.decode("utf-8")
     assert b"=3D" not in written and b"=\n" not in written
 
 

@@ -8,7 +8,19 @@ import sys
 import threading
 
 import pytest
-from sqlalchemy import MetaData, Table, inspect, text
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    inspect,
+    text,
+)
 from sqlmodel import Session, SQLModel, select
 
 from pipeline.db import migrate
@@ -20,7 +32,12 @@ from tests.support.paths import ROOT
 migrate.register_tables()
 TABLES = {t.name for t in SQLModel.metadata.sorted_tables}
 HEAD = migrate.head()
-LATER_PAPER_COLUMNS = {"organization", "thumbnail_url", "thumbnail", "withdrawn_at", "categories"}
+LATER_COLUMNS = {  # columns later revisions added
+    "paper": {"organization", "thumbnail_url", "thumbnail", "withdrawn_at", "categories"},
+    "subscriber": {"mix", "send_anyway"},
+    "issue": {"blocks"},
+    "delivery": {"selection_id"},
+}
 
 
 @pytest.fixture
@@ -61,15 +78,33 @@ def test_check_names_what_differs(engine):
     assert migrate.check(engine) == ["remove_column paper.extra"]
 
 
+def _copy(column: Column) -> Column:
+    """A column for another table, with its foreign keys (which Column._copy leaves out)."""
+    copy = column._copy()
+    if not copy.foreign_keys:
+        for key in column.foreign_keys:
+            copy.append_foreign_key(ForeignKey(key.target_fullname))
+    return copy
+
+
 @pytest.mark.parametrize("with_bounces", [False, True], ids=["models", "models+bounces"])
 def test_a_database_made_by_create_all_before_migrations_is_stamped_and_then_works(engine, with_bounces):
-    later = {"suppression", "image", "vote"} | (set() if with_bounces else {"processedbounce"})  # tables of later revisions
-    old = [t for t in SQLModel.metadata.sorted_tables if t.name not in later | {"paper"}]
-    paper = MetaData()  # the paper table as it was, without the columns later revisions added
-    Table("paper", paper, *[c._copy() for c in SQLModel.metadata.tables["paper"].columns
-                            if c.name not in LATER_PAPER_COLUMNS])
-    paper.create_all(engine)  # the old way
-    SQLModel.metadata.create_all(engine, tables=old)
+    later = {"suppression", "image", "vote", "selection"} | (set() if with_bounces else {"processedbounce"})
+    then = MetaData()  # the tables as they were, without what later revisions added
+    for table in SQLModel.metadata.sorted_tables:
+        if table.name not in later:
+            kept = [_copy(c) for c in table.columns if c.name not in LATER_COLUMNS.get(table.name, ())]
+            uniques = [UniqueConstraint(*[c.name for c in u.columns]) for u in list(table.constraints)
+                       if isinstance(u, UniqueConstraint)]
+            copy = Table(table.name, then, *kept, *uniques)
+            for index in table.indexes:
+                if index.name not in {i.name for i in copy.indexes} and all(c.name in copy.c for c in index.columns):
+                    Index(index.name, *[copy.c[c.name] for c in index.columns], unique=index.unique)
+    Table("issuevariant", then, Column("id", Integer, primary_key=True),  # a table a later revision dropped
+          Column("issue_id", Integer, ForeignKey("issue.id"), nullable=False, index=True),
+          Column("size", Integer, nullable=False), Column("subject", String(300), nullable=False),
+          Column("html", Text, nullable=False), Column("text", Text, nullable=False), UniqueConstraint("issue_id", "size"))
+    then.create_all(engine)  # the old way
     with engine.begin() as conn:  # which knew nothing of indexes and columns added by later revisions
         conn.execute(text("DROP INDEX ix_delivery_issue_sent_at"))
         conn.execute(text("ALTER TABLE subscriber DROP COLUMN requested_at"))

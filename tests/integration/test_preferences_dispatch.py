@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from pipeline import service
 from pipeline.audience.subscribers import add_subscriber
-from pipeline.models import Edition, Frequency, Issue, IssueVariant, Subscriber
+from pipeline.models import Edition, Frequency, Issue, Selection, Subscriber
 from tests.support.cli import papermail
 
 DAY = dt.date(2025, 3, 21)  # a Friday: its issues go out on Saturday (weekday 5)
@@ -56,9 +56,10 @@ def test_each_subscriber_gets_the_number_of_papers_they_chose(cfg, smtp_server):
     assert got == {"default@example.org": 10, "five@example.org": 5, "many@example.org": 25,
                    "five-too@example.org": 5}
     with Session(service.engine(cfg)) as session:
-        # Rendered once per size, never per subscriber: the default plus 5 and 25.
-        sizes = sorted(session.exec(select(IssueVariant.size).where(IssueVariant.issue_id == issue_id)).all())
-    assert sizes == [5, 25]
+        # One selection per size, shared by the readers who chose it, never one per reader.
+        rows = session.exec(select(Selection).where(Selection.issue_id == issue_id)).all()
+    assert sorted((len(row.picks), row.readers, row.personal) for row in rows) == [
+        (5, 2, False), (10, 1, False), (25, 1, False)]
 
 
 def test_paused_and_weekly_subscribers_get_no_daily_issue(cfg, smtp_server):

@@ -151,7 +151,8 @@ def test_remote_images_load_from_the_source_and_off_shows_none(make_settings, tm
 
 
 def test_with_a_thumbnail_on_every_card_the_issue_keeps_its_snippets_under_the_size_limit(cfg):
-    from pipeline.compose.render import HTML_LIMIT, sent_size
+    from pipeline.compose.blocks import HTML_LIMIT
+    from pipeline.compose.render import sent_size
 
     html = built_issue_html(cfg)
     cards = html.split(' id="p')[1:]

@@ -7,9 +7,10 @@ import dataclasses
 
 import pytest
 
-from pipeline.compose import render, slots
+from pipeline.compose import blocks, render, slots
+from pipeline.compose.blocks import HTML_LIMIT
 from pipeline.compose.cards import SUMMARY_LIMIT, TITLE_LIMIT, WHY_LIMIT
-from pipeline.compose.render import HTML_LIMIT, render_digest
+from pipeline.compose.render import render_digest
 from pipeline.models import MAX_DIGEST_SIZE
 from tests.unit.test_render import CTX, Doc, sample_items
 
@@ -70,7 +71,7 @@ def small_limit(monkeypatch):
     """A limit the worst day fits under without snippets, and with a few short ones, not with all of them."""
     bare = render_digest([{**item, "summary": ""} for item in worst_day()], ctx=CTX).html
     limit = render.sent_size(bare, CTX.site_url) + 2_000
-    monkeypatch.setattr(render, "HTML_LIMIT", limit)
+    monkeypatch.setattr(blocks, "HTML_LIMIT", limit)
     return limit
 
 

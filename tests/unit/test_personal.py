@@ -59,7 +59,21 @@ def test_votes_move_the_order_more_the_more_the_reader_asks_for_it():
     assert disliked[-1] == GLOBAL[0]
 
 
-def test_papers_already_sent_are_not_picked():
-    picks = select(CANDIDATES, interests=EVERYTHING, model=NEUTRAL, mix=0.5, size=10,
-                   exclude=frozenset(GLOBAL[:3]))
-    assert ids(picks) == GLOBAL[3:13]
+def test_papers_already_sent_are_not_picked_unless_their_trend_has_doubled():
+    score = {item["arxiv_id"]: item["score"] for item in ITEMS}
+    sent = {GLOBAL[0]: score[GLOBAL[0]], GLOBAL[1]: score[GLOBAL[1]] / 2, GLOBAL[2]: score[GLOBAL[2]] / 1.9}
+    picks = select(CANDIDATES, interests=EVERYTHING, model=NEUTRAL, mix=0.5, size=10, sent=sent)
+    assert ids(picks) == [GLOBAL[1], *GLOBAL[3:12]]  # doubled exactly: again; 1.9 times: not yet
+
+
+def test_a_day_with_nothing_for_the_reader_sends_nothing_unless_they_want_the_trending_list_anyway():
+    nothing = compile_interests([Interest(Kind.keyword, "xylophone quartet", Mode.include)])
+    assert select(CANDIDATES, interests=nothing, model=NEUTRAL, mix=0.5, size=10, send_anyway=False) == []
+    anyway = select(CANDIDATES, interests=nothing, model=NEUTRAL, mix=0.5, size=10, send_anyway=True)
+    assert ids(anyway) == GLOBAL[:10] and all(p.also_trending for p in anyway)
+
+
+def test_only_the_candidates_open_to_the_reader_are_picked():
+    among = range(5, 25)
+    picks = select(CANDIDATES, interests=EVERYTHING, model=NEUTRAL, mix=0.5, size=10, among=among)
+    assert ids(picks) == GLOBAL[5:15]

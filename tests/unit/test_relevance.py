@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import pytest
 
 from pipeline.audience.interests import Interest, Kind, Mode
-from pipeline.digest.relevance import NEUTRAL, Corpus, blend, examples, train, words
+from pipeline.digest.relevance import NEUTRAL, Corpus, Example, blend, examples, train, words
+from tests.support.relevance_reference import primal_train
 from tests.unit.test_render import sample_items
 
 PAPERS = sample_items(25)
@@ -87,3 +91,51 @@ def test_training_is_deterministic():
 def test_blend_goes_from_the_trend_to_the_reader(mix, expected):
     assert blend(5.0, 10.0, 0.9, mix) == pytest.approx(expected)
     assert blend(5.0, 0.0, 0.9, 0.0) == 0.0
+
+
+def random_vector(rng, vocabulary):
+    """A sparse L2-normalised vector of positive values over a few of the words, as TF-IDF makes them."""
+    counts = {t: rng.uniform(0.1, 3.0) for t in rng.sample(vocabulary, rng.randint(1, 25))}
+    norm = math.sqrt(sum(v * v for v in counts.values()))
+    return {t: v / norm for t, v in counts.items()}
+
+
+def random_examples(seed, size):
+    """``size`` examples over 60 words, with some vectors repeated, under the same label or the other one."""
+    rng = random.Random(seed)
+    vocabulary = [f"w{i}" for i in range(60)]
+    found = []
+    while len(found) < size:
+        if found and rng.random() < 0.25:
+            again = rng.choice(found)
+            found.append(Example(again.vector, again.label if rng.random() < 0.5 else -again.label))
+        else:
+            found.append(Example(random_vector(rng, vocabulary), rng.choice((1, -1))))
+    return found
+
+
+SAME_VECTOR = {"w1": 0.6, "w2": 0.8}
+TRAINING_CASES = {
+    **{f"random {seed}": random_examples(seed, size) for seed, size in enumerate((2, 3, 7, 12, 20, 30, 45))},
+    "a single example": random_examples(100, 1),
+    "a single example, less": [Example(SAME_VECTOR, -1)],
+    "duplicates": [Example(SAME_VECTOR, 1)] * 3 + [Example({"w2": 0.6, "w3": 0.8}, -1)],
+    "opposite labels on one vector": [Example(SAME_VECTOR, 1), Example(SAME_VECTOR, -1)],
+    "opposite labels among others": [Example(SAME_VECTOR, 1), Example(SAME_VECTOR, -1), Example({"w2": 1.0}, 1)],
+    "a paper with no words": [Example({}, 1), Example(SAME_VECTOR, -1)],
+    "the sample day": examples(CORPUS, votes={DIFFUSION[0]: 1, OTHERS[0]: -1, OTHERS[1]: -1}, vectors=VECTORS,
+                               interests=[Interest(Kind.keyword, "diffusion", Mode.include)]),
+}
+
+
+@pytest.mark.parametrize("case", TRAINING_CASES)
+@pytest.mark.parametrize("settings", [{}, {"steps": 40, "rate": 0.5, "penalty": 0.2}])
+def test_training_gives_the_model_of_descending_on_the_words(case, settings):
+    found = TRAINING_CASES[case]
+    got, expected = train(found, **settings), primal_train(found, **settings)
+    assert got.weights.keys() == expected.weights.keys() and got.bias == expected.bias == 0.0
+    for t, w in expected.weights.items():
+        assert got.weights[t] == pytest.approx(w, rel=1e-9, abs=1e-15), t
+    for vector in [ex.vector for ex in found] + list(VECTORS.values()):
+        assert got.relevance(vector) == pytest.approx(expected.relevance(vector), rel=1e-10)
+        assert got.because(vector) == expected.because(vector)

@@ -1,0 +1,138 @@
+"""One run of the daily job sends readers with different interests and votes different digests: filtered
+by their interests, ordered by their votes, each card saying why it is there; a reader whom nothing matches
+gets nothing unless they asked for the trending list anyway. Sent through a real SMTP server."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from pipeline import service
+from pipeline.audience.interests import Interest, Kind, Mode, dump, match
+from pipeline.audience.subscribers import add_subscriber
+from pipeline.audience.tokens import Purpose, Signer
+from pipeline.models import Delivery, DeliveryStatus, Issue, Selection, Subscriber
+from pipeline.web.app import create_app
+from tests.support.cli import papermail
+from tests.support.sending import DAY
+from tests.support.spam import spam_report
+
+PAPER = re.compile(r"https://huggingface\.co/papers/([0-9.]+)")
+
+
+@pytest.fixture
+def cfg(make_settings, database_url, smtp_server):
+    _, url = smtp_server
+    return make_settings(database_url=database_url, smtp_url=url, digest_size=10)
+
+
+def reader(cfg, email_address, *, interests=(), **prefs) -> str:
+    with Session(service.engine(cfg)) as session:
+        sub, _ = add_subscriber(session, email=email_address, confirmed=True)
+        sub.topics = dump(Interest.parse(*i) for i in interests)
+        for key, value in prefs.items():
+            setattr(sub, key, value)
+        session.add(sub)
+        session.commit()
+        return sub.uid
+
+
+def send(cfg) -> int:
+    service.build(cfg, day=DAY)
+    issue_id, batches = service.start_sending(cfg, day=DAY)
+    for a, b in batches:
+        service.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+    service.finish(cfg, issue_id=issue_id)
+    return issue_id
+
+
+def received(handler) -> dict[str, email.message.EmailMessage]:
+    return {m.rcpt[0]: email.message_from_bytes(m.data, policy=email.policy.default) for m in handler.messages}
+
+
+def papers(message) -> list[str]:
+    text = message.get_body(("plain",)).get_content()
+    return list(dict.fromkeys(PAPER.findall(text)))
+
+
+def items(cfg) -> dict[str, dict]:
+    with Session(service.engine(cfg)) as session:
+        issue = session.exec(select(Issue)).one()
+        return {item["arxiv_id"]: item for item in issue.items}
+
+
+def test_readers_get_their_own_filtered_ordered_and_explained_digests_from_one_run(cfg, smtp_server, tmp_path):
+    handler, _ = smtp_server
+    service.ingest(cfg, day=DAY, source="sample")
+    reader(cfg, "everything@example.org")
+    reader(cfg, "video@example.org", interests=[("keyword", "video")])
+    reader(cfg, "no-video@example.org", interests=[("keyword", "video", "exclude")])
+    reader(cfg, "video-too@example.org", interests=[("keyword", "video")])  # the same interest: the same copy
+    reader(cfg, "nothing@example.org", interests=[("keyword", "xylophone quartet")])
+    reader(cfg, "anyway@example.org", interests=[("keyword", "xylophone quartet")], send_anyway=True)
+    issue_id = send(cfg)
+
+    got = received(handler)
+    pool = items(cfg)
+    ranked = list(pool)
+    video = Interest(Kind.keyword, "video", Mode.include)
+    assert set(got) == {"everything@example.org", "video@example.org", "no-video@example.org",
+                        "video-too@example.org", "anyway@example.org"}
+    assert papers(got["everything@example.org"]) == ranked[:10]
+
+    mine = papers(got["video@example.org"])
+    matching = [aid for aid in ranked if match(pool[aid], [video])]
+    assert 3 <= len(mine) and mine == matching[:10]  # only theirs, in the trend's order (no votes yet)
+    assert papers(got["video-too@example.org"]) == mine
+    text = " ".join(got["video@example.org"].get_body(("plain",)).get_content().split())
+    assert "Why it's here: matches video; " + pool[mine[0]]["why"] in text
+    html = got["video@example.org"].get_body(("html",)).get_content().replace("&#39;", "'")
+    assert "Why it's here:</span> matches video; " in html and "Also trending" not in html
+
+    theirs = papers(got["no-video@example.org"])
+    assert len(theirs) == 10 and not any(match(pool[aid], [video]) for aid in theirs)
+
+    anyway = got["anyway@example.org"]
+    assert papers(anyway) == ranked[:10] and "ALSO TRENDING" in anyway.get_body(("plain",)).get_content()
+    assert "Also trending" in anyway.get_body(("html",)).get_content()
+    assert spam_report(anyway.as_bytes())[0] <= 1.0
+
+    with Session(service.engine(cfg)) as session:
+        nothing = session.exec(select(Delivery).join(Subscriber).where(
+            Subscriber.email == "nothing@example.org")).one()
+        assert nothing.status is DeliveryStatus.skipped and "nothing matched" in (nothing.last_error or "")
+        rows = session.exec(select(Selection).where(Selection.issue_id == issue_id)).all()
+    # The top 10; the same under "Also trending"; no-video's; and the two video readers' one copy.
+    assert sorted((row.readers, row.personal) for row in rows) == [(1, False), (1, True), (1, True), (2, True)]
+    progress = service.progress(cfg, day=DAY)
+    assert (progress.selections, progress.personal_selections) == (4, 3)
+    status = papermail(tmp_path, "status", "--date", DAY.isoformat(), env={"DATABASE_URL": cfg.database_url})
+    assert "4 distinct selections of papers (3 personal)" in status.stdout
+
+
+def test_a_vote_through_the_link_in_the_mail_changes_the_next_digest(cfg, smtp_server):
+    handler, _ = smtp_server
+    service.ingest(cfg, day=DAY, source="sample")
+    uid = reader(cfg, "voter@example.org", mix=100)
+    reader(cfg, "plain@example.org", mix=100)
+    ranked = list(items_after_build(cfg))
+    liked = ranked[15]  # not in anyone's top ten by trend
+    with TestClient(create_app(cfg)) as site:
+        token = Signer(cfg.secret_key, Purpose.feedback).sign(uid)
+        assert site.post(f"/f/{token}", data={"paper": liked, "vote": "more"}).status_code == 200
+        assert site.post(f"/f/{token}", data={"paper": ranked[0], "vote": "less"}).status_code == 200
+    send(cfg)
+    got = received(handler)
+    assert papers(got["plain@example.org"]) == ranked[:10]
+    voted = papers(got["voter@example.org"])
+    assert liked in voted and ranked[0] not in voted and len(voted) == 10
+
+
+def items_after_build(cfg) -> dict[str, dict]:
+    service.build(cfg, day=DAY)
+    return items(cfg)
