@@ -297,12 +297,12 @@ def celery_run(n: int, processes: int, args: argparse.Namespace, *, dkim: str | 
         sink_cpu = cpu_seconds(sink.pid)
         sent_rows = ledger_sent(engine)
         first, last = sent_span(engine)
+        selections = distinct_selections(database_url)
         stop(worker)
         stages = stages_from_log(log.read_text(errors="replace"))
         service.engine(cfg).dispose()
     once = len(received) == n and all(c == 1 for c in received.values()) and set(received) == {
         address(i) for i in range(n)}
-    selections = distinct_selections(database_url)
     return {"kind": "celery" + (f"+dkim-{dkim}" if dkim else "") + ("+personal" if personal else ""), "db": args.db,
             "processes": processes, "n": n, "queued": queued, "selections": selections,
             "wall": wall, "cpu": cpu, "sink_cpu": sink_cpu, "rss_mb": rss, "stages": stages, "machine_cpu": busy,

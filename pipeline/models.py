@@ -163,6 +163,16 @@ class Vote(SQLModel, table=True):
     voted_at: datetime = _when(default_factory=utcnow)
 
 
+class ReaderModel(SQLModel, table=True):
+    """A reader's relevance model kept between issues, retrained only when their votes or keyword interests
+    change (``key``); stored as one coefficient per example (``relevance.Model.basis``), not one weight per word."""
+
+    subscriber_id: int = Field(foreign_key="subscriber.id", primary_key=True)
+    key: str = Field(max_length=64)  # sha256 of the votes and keyword interests it was trained on
+    basis: list[list[Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # [[ref, a], …]
+    trained_at: datetime = _when(default_factory=utcnow)
+
+
 class SuppressionReason(StrEnum):
     unsubscribed = "unsubscribed"  # the person asked to stop
     bounced = "bounced"  # the address failed BOUNCE_LIMIT times
@@ -217,8 +227,18 @@ class Issue(SQLModel, table=True):
     send_started_at: datetime | None = _when(default=None)
     finished_at: datetime | None = _when(default=None)
     paused_reason: str | None = Field(default=None, max_length=500)
-    # Every candidate's card, cut into blocks once (pipeline.compose.blocks.IssueBlocks.to_json)
+    # The best of the week's earlier daily issues, for readers who missed them (a daily issue only); frozen as
+    # items are, each with "carried_from": the date of the issue it was in. A selection's indices run on
+    # from items into these.
+    catch_up: list[dict[str, Any]] = Field(default_factory=list,
+                                           sa_column=Column(JSON, nullable=False, server_default="[]"))
+    # Every candidate's card (items, then catch_up), cut into blocks once (compose.blocks.IssueBlocks.to_json)
     blocks: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+    @property
+    def pool(self) -> list[dict[str, Any]]:
+        """Every paper a reader of this issue may get: its own candidates, then the ones carried for catching up."""
+        return [*self.items, *self.catch_up]
 
 
 class Selection(SQLModel, table=True):

@@ -32,6 +32,7 @@ from pipeline.audience.suppression import active_suppression, address_hash, lift
 from pipeline.errors import SubscriberError
 from pipeline.models import (
     Delivery,
+    ReaderModel,
     Subscriber,
     SubscriberStatus,
     Suppression,
@@ -412,6 +413,7 @@ def remove_subscribers(session: Session, *, emails: Iterable[str],
             continue
         session.execute(delete(Delivery).where(col(Delivery.subscriber_id) == sub.id))
         session.execute(delete(Vote).where(col(Vote.subscriber_id) == sub.id))
+        session.execute(delete(ReaderModel).where(col(ReaderModel.subscriber_id) == sub.id))
         session.delete(sub)
         suppress(session, address=address, reason=SuppressionReason.removed, now=now)
         removed.append(address)

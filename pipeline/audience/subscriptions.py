@@ -36,6 +36,7 @@ from pipeline.models import (
     MIN_DIGEST_SIZE,
     Delivery,
     Frequency,
+    ReaderModel,
     Subscriber,
     SubscriberStatus,
     SuppressionReason,
@@ -65,6 +66,8 @@ class Preferences(BaseModel):
     frequency: Frequency = Frequency.daily
     weekday: int = Field(0, ge=0, le=6)
     digest_size: int = Field(10, ge=MIN_DIGEST_SIZE, le=MAX_DIGEST_SIZE)
+    mix: int = Field(50, ge=0, le=100)  # 0: the trend alone orders the papers; 100: the reader's votes alone
+    send_anyway: bool = False
 
     @classmethod
     def of(cls, subscriber: Subscriber, *, default_size: int) -> Preferences:
@@ -73,6 +76,8 @@ class Preferences(BaseModel):
             frequency=subscriber.frequency,
             weekday=subscriber.weekday,
             digest_size=subscriber.digest_size or min(max(default_size, MIN_DIGEST_SIZE), MAX_DIGEST_SIZE),
+            mix=subscriber.mix,
+            send_anyway=subscriber.send_anyway,
         )
 
 
@@ -209,6 +214,8 @@ def update_preferences(session: Session, *, uid: str, prefs: Preferences, now: d
     subscriber.frequency = prefs.frequency
     subscriber.weekday = prefs.weekday
     subscriber.digest_size = prefs.digest_size
+    subscriber.mix = prefs.mix
+    subscriber.send_anyway = prefs.send_anyway
     subscriber.updated_at = now
     session.add(subscriber)
     return subscriber
@@ -303,6 +310,7 @@ def _expire_one(session: Session, subscriber_id: int, *, now: dt.datetime, repor
     mailed = session.exec(select(Delivery.id).where(Delivery.subscriber_id == subscriber_id).limit(1)).first()
     if subscriber.confirmed_at is None and subscriber.unsubscribed_at is None and mailed is None:
         session.execute(delete(Vote).where(col(Vote.subscriber_id) == subscriber_id))  # none, unless it was mailed
+        session.execute(delete(ReaderModel).where(col(ReaderModel.subscriber_id) == subscriber_id))
         session.delete(subscriber)
         session.flush()
         report.forgotten += 1

@@ -9,15 +9,24 @@ reader costs what a global digest's reader costs, a join with their own links.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
 from email.headerregistry import Address
 
-from pipeline.compose.blocks import IssueBlocks, Selection, fill
-from pipeline.compose.message import MessageTemplate, Segment, body_segments, head_segments, new_boundary, qp_body
+from pipeline.compose.blocks import IssueBlocks, Selection, html_escape
+from pipeline.compose.message import (
+    MessageTemplate,
+    Segment,
+    body_segments,
+    head_segments,
+    merged,
+    new_boundary,
+    qp_body,
+)
 
-KEPT = 256  # selections whose templates stay built (readers with the same one are not always together)
+KEPT = 512  # selections whose messages stay built (about 120 KB each): readers sharing one are not all in one batch
 
 
 class Assembler:
@@ -30,12 +39,18 @@ class Assembler:
                         "date": date}
         self._boundary = new_boundary()
         self._heads: dict[str, list[Segment]] = {}
-        # A block's encoding with its holes filled: by the block (the blocks outlive this), the part and the values.
-        self._encodings: dict[tuple[int, bool, tuple[str, ...]], list[Segment]] = {}
+        # Each fixed piece's encoding, by the piece (the blocks outlive this), and each filled-in hole's, by its text.
+        self._fixed: dict[tuple[int, bool], list[Segment]] = {}
+        self._filled: dict[tuple[str, bool], list[Segment]] = {}
         self._built: OrderedDict[Selection, MessageTemplate] = OrderedDict()
+        self._lock = threading.Lock()
         self.assembled = 0  # templates built (distinct selections, less any built again after eviction)
 
     def template(self, selection: Selection) -> MessageTemplate:
+        with self._lock:  # one per process, and a process may send batches from threads
+            return self._template(selection)
+
+    def _template(self, selection: Selection) -> MessageTemplate:
         template = self._built.get(selection)
         if template is not None:
             self._built.move_to_end(selection)
@@ -56,14 +71,30 @@ class Assembler:
         return template
 
     def _encoded(self, selection: Selection, part: str, plan: Sequence[str]) -> list[Segment]:
+        """The part's blocks, each fixed piece encoded once for the issue and each filled-in hole once per
+        value (a card at another position, or matched by other interests, costs only its holes), joined
+        into as few segments as the slots allow."""
         out: list[Segment] = []
+        run: list[bytes] = []
         is_html = part == "html"
+        fixed, filled = self._fixed, self._filled
         for pieces, values in self.blocks.sequence(selection, part, plan):
-            filled = tuple(values[p[0]] for p in pieces if isinstance(p, tuple))
-            key = (id(pieces), is_html, filled)
-            encoded = self._encodings.get(key)
-            if encoded is None:
-                encoded = self._encodings[key] = [
-                    segment for piece in pieces for segment in qp_body(fill([piece], values, html=is_html))]
-            out.extend(encoded)
+            for piece in pieces:
+                if isinstance(piece, str):
+                    encoded = fixed.get((id(piece), is_html))
+                    if encoded is None:
+                        encoded = fixed[(id(piece), is_html)] = merged(qp_body(piece))
+                else:
+                    value = values[piece[0]]
+                    encoded = filled.get((value, is_html))
+                    if encoded is None:
+                        encoded = filled[(value, is_html)] = merged(qp_body(html_escape(value) if is_html else value))
+                for segment in encoded:
+                    if isinstance(segment, bytes):
+                        run.append(segment)
+                    else:
+                        out.append(b"".join(run))
+                        run = []
+                        out.append(segment)
+        out.append(b"".join(run))
         return out

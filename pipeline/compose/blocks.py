@@ -36,6 +36,7 @@ VARIANTS = ("full", "short", "bare")  # the card sizes, most to least
 HOLES = frozenset({"count", "rank", "lead", "match", "t-rank", "t-num", "t-why"})
 WHY_LEAD = "Why it's trending:"
 WHY_LEAD_MATCHED = "Why it's here:"
+HOLE_ROOM = 64  # bytes a block's holes take at most besides a match's text (a number, a lead, "; ", a count)
 
 Piece = str | tuple[str]  # fixed text, or (hole name,)
 Pieces = list[Piece]
@@ -173,6 +174,8 @@ class IssueBlocks:
         """The card size for each chosen paper: all ``full`` if the HTML fits ``HTML_LIMIT``, else all
         ``short``, else the lowest-ranked ``bare``, from the bottom up, until it fits. The papers, their
         links and the footer always stay."""
+        if self._surely_fits(selection):
+            return ["full"] * len(selection)
         fixed = 0
         for pieces, values in self._frame(selection, "html"):
             fixed += self._sent(pieces) + _hole_bytes(pieces, values)
@@ -187,6 +190,15 @@ class IssueBlocks:
                 return ["short"] * keep + ["bare"] * (len(selection) - keep)
         log.warning("a digest's HTML is over %d bytes even with every card bare", HTML_LIMIT)
         return ["bare"] * len(selection)
+
+    def _surely_fits(self, selection: Selection) -> bool:
+        """Whether the whole cards fit even with the most a hole can hold (most selections: checked cheaply)."""
+        if len(selection) >= TOC_FROM or any(c.also for c in selection):
+            return False
+        frame = self._sent(self.parts["html-head"]) + self._sent(self.parts["html-tail"]) + HOLE_ROOM
+        cards = sum(self.cards[c.index]["full"].sent_bytes + HOLE_ROOM + (len(html_escape(c.match).encode())
+                    if c.match else 0) for c in selection)
+        return frame + cards <= HTML_LIMIT
 
     def _sent(self, pieces: Pieces) -> int:
         key = id(pieces)

@@ -182,7 +182,7 @@ class MessageTemplate:
     """One issue's message as fixed segments and per-subscriber slots."""
 
     def __init__(self, segments: list[Segment]) -> None:
-        self._segments = _merge(segments)
+        self._segments = merged(segments)
         # Stuffed after merging: a '.' that starts a segment may start a line the segment before ended.
         self._wire = [dot_stuff(s) if isinstance(s, bytes) else s for s in self._segments]
 
@@ -228,7 +228,7 @@ def dot_stuff(data: bytes) -> bytes:
     return data.replace(b"\r\n.", b"\r\n..")
 
 
-def _merge(segments: list[Segment]) -> list[Segment]:
+def merged(segments: list[Segment]) -> list[Segment]:
     """Consecutive literal segments as one."""
     out: list[Segment] = []
     run: list[bytes] = []

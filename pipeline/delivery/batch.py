@@ -191,6 +191,7 @@ def _send_claimed(conn: Connection, rows: list[Claimed], *, claim: str, lease: _
                   pacer: Pacer | None = None) -> None:
     started = perf_counter()
     subscribers = subscribers_at_send(conn, [row.subscriber_id for row in rows])
+    templates.prefetch(row.selection_id for row in rows)
     result.seconds["claim"] += perf_counter() - started
     done = 0
     ahead = _Ahead(rows, subscribers, templates=templates, make_recipient=make_recipient, messenger=messenger)

@@ -3,11 +3,13 @@ recipient's own address, Message-ID and signed links."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from pipeline.audience.subscribers import sendable_address
 from pipeline.audience.tokens import Purpose
@@ -46,21 +48,35 @@ class SendContext:
 
 
 def assembler(issue: Issue, ctx: SendContext) -> Assembler:
-    """The issue's blocks, ready to be joined into each selection's message."""
+    """The issue's blocks, ready to be joined into each selection's message: one per process and issue, so
+    that every batch this process sends of it shares the encoded blocks and the messages joined so far."""
     if issue.blocks is None:
         raise IssueError(f"the issue of {issue.date} has no blocks: rebuild it (papermail build --force)")
-    return Assembler(
-        IssueBlocks.from_json(issue.blocks),
-        sender=ctx.sender_header,  # type: ignore[arg-type]
-        list_id=ctx.list_id,
-        list_name=ctx.list_name,
-        archive_url=Links(base_url=ctx.base_url, secret_key=ctx.secret_key).issue(issue.date, issue.edition),
-        date=issue.send_started_at or utcnow(),
-    )
+    key = (issue.id, issue.built_at, issue.send_started_at, str(ctx.sender_header), ctx.list_id, ctx.list_name,
+           ctx.base_url, ctx.secret_key)
+    found = _ASSEMBLERS.get(key)
+    if found is None:
+        found = _ASSEMBLERS[key] = Assembler(
+            IssueBlocks.from_json(issue.blocks),
+            sender=ctx.sender_header,  # type: ignore[arg-type]
+            list_id=ctx.list_id,
+            list_name=ctx.list_name,
+            archive_url=Links(base_url=ctx.base_url, secret_key=ctx.secret_key).issue(issue.date, issue.edition),
+            date=issue.send_started_at or utcnow(),
+        )
+        while len(_ASSEMBLERS) > ISSUES_KEPT:
+            _ASSEMBLERS.popitem(last=False)
+    else:
+        _ASSEMBLERS.move_to_end(key)
+    return found
+
+
+ISSUES_KEPT = 2  # a daily and a weekly issue may be sending at once
+_ASSEMBLERS: OrderedDict[tuple[object, ...], Assembler] = OrderedDict()
 
 
 def build_template(issue: Issue, ctx: SendContext, selection: Selection | None = None) -> MessageTemplate:
-    """One selection's message (by default the issue's own size), for a single use."""
+    """One selection's message (by default the issue's own size)."""
     return assembler(issue, ctx).template(top(min(issue.size, len(issue.items))) if selection is None else selection)
 
 
@@ -75,22 +91,24 @@ class TemplateCache:
         self._selections: dict[int, Selection] = {}
         self.issue_id: int = issue.id  # type: ignore[assignment]
 
+    def prefetch(self, selection_ids: Iterable[int | None]) -> None:
+        """Read the selections a claim needs that this batch has not read yet, in one query."""
+        wanted = sorted({sid for sid in selection_ids if sid is not None and sid not in self._selections})
+        if not wanted:
+            return
+        with Session(self._engine) as session:
+            for sid, picks in session.exec(select(SelectionRow.id, SelectionRow.picks).where(
+                    col(SelectionRow.id).in_(wanted))):
+                self._selections[sid] = from_json(picks)  # type: ignore[index]
+
     def __call__(self, size: int, selection_id: int | None = None) -> MessageTemplate:
         if selection_id is None:
             return self._assembler.template(top(min(size, self._candidates)))
-        selection = self._selections.get(selection_id)
-        if selection is None:
-            with Session(self._engine) as session:
-                row = session.get(SelectionRow, selection_id)
-                if row is None:
-                    raise IssueError(f"selection {selection_id} is missing")
-                selection = self._selections[selection_id] = from_json(row.picks)
-        return self._assembler.template(selection)
-
-    @property
-    def assembled(self) -> int:
-        """Messages joined from blocks so far: one per distinct selection this batch met."""
-        return self._assembler.assembled
+        if selection_id not in self._selections:
+            self.prefetch([selection_id])
+            if selection_id not in self._selections:
+                raise IssueError(f"selection {selection_id} is missing")
+        return self._assembler.template(self._selections[selection_id])
 
 
 class RecipientFactory:

@@ -156,6 +156,30 @@ def digest_item(position: int, score: TrendScore, paper: Paper,
     }
 
 
+CATCH_UP_DAYS = 6  # a daily issue carries the best of the six before it, for readers who missed them
+CARRIED_PER_DAY = 10
+
+
+def carried(session: Session, day: dt.date, *, own: set[str]) -> list[dict[str, object]]:
+    """The best of the daily issues that went out in the ``CATCH_UP_DAYS`` before ``day`` (their top
+    ``CARRIED_PER_DAY``), oldest day first, as they were frozen, each marked with its issue's date; never a
+    paper of today's own, twice, or one withdrawn since."""
+    since = day - dt.timedelta(days=CATCH_UP_DAYS)
+    earlier = session.exec(select(col(Issue.date), col(Issue.items)).where(
+        Issue.edition == Edition.daily, Issue.date >= since, Issue.date < day,
+        col(Issue.send_started_at).is_not(None)).order_by(col(Issue.date))).all()
+    found: dict[str, dict[str, object]] = {}
+    for date, items in earlier:
+        for item in items[:CARRIED_PER_DAY]:
+            if item["arxiv_id"] not in own and item["arxiv_id"] not in found:
+                found[item["arxiv_id"]] = {**item, "carried_from": date.isoformat()}
+    if found:
+        withdrawn = set(session.exec(select(Paper.arxiv_id).where(
+            col(Paper.arxiv_id).in_(list(found)), col(Paper.withdrawn_at).is_not(None))).all())
+        found = {aid: item for aid, item in found.items() if aid not in withdrawn}
+    return list(found.values())
+
+
 def find_issue(session: Session, day: dt.date, edition: Edition = Edition.daily) -> Issue | None:
     return session.exec(select(Issue).where(Issue.date == day, Issue.edition == edition)).first()
 
@@ -186,12 +210,15 @@ def build_issue(
     pool = scores[:POOL_SIZE]
     sizes = thumbnail_sizes(session, (papers[s.arxiv_id] for s in pool))
     items = [digest_item(i, s, papers[s.arxiv_id], sizes) for i, s in enumerate(pool, 1)]
-    blocks = render_blocks(items, ctx=ctx)
+    own = {str(item["arxiv_id"]) for item in items}
+    catch_up = carried(session, req.day, own=own) if req.edition is Edition.daily else []
+    blocks = render_blocks([*items, *catch_up], ctx=ctx)
     subject, html, text = blocks.joined(top(min(size, len(items))))
     issue = existing or Issue(date=req.day, edition=req.edition, as_of=req.as_of, subject="", html="", text="")
     issue.as_of = req.as_of
     issue.size = size
     issue.items = items
+    issue.catch_up = catch_up
     issue.subject, issue.html, issue.text = subject, html, text
     issue.blocks = blocks.to_json()
     issue.built_at = utcnow()

@@ -19,13 +19,14 @@ Each pick says why it is there: the interests it matched and the words the model
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pipeline.audience.interests import Compiled, match, prepare
-from pipeline.digest.relevance import Corpus, Model, Vector, blend, words
+from pipeline.digest.relevance import NEUTRAL, Corpus, Model, Vector, blend, words
 
 MIN_MATCHES = 3
+NEUTRAL_RELEVANCE = NEUTRAL.relevance({})  # what a model that knows nothing says of any paper: 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +78,12 @@ def select(candidates: Candidates, *, interests: Compiled, model: Model, mix: fl
             ruled_out.add(i)
         if i in blocked or not found:
             continue
-        vector = candidates.vectors[i]
-        relevance = model.relevance(vector)
-        kept.append(Pick(i, arxiv_id, blend(_trend(item), candidates.best, relevance, mix), relevance,
-                         found.why, tuple(model.because(vector))))
+        relevance = model.relevance(candidates.vectors[i]) if model.weights else NEUTRAL_RELEVANCE
+        kept.append(Pick(i, arxiv_id, blend(_trend(item), candidates.best, relevance, mix), relevance, found.why))
     kept.sort(key=lambda p: (-round(p.score, 9), p.index))
-    picks = kept[:size]
+    # Why the model liked it, for the picks only (the words are sorted per paper).
+    picks = [replace(p, because=tuple(model.because(candidates.vectors[p.index]))) if model.weights else p
+             for p in kept[:size]]
     if not picks and not send_anyway:
         return []
     if len(picks) < min(MIN_MATCHES, size):
@@ -93,7 +94,8 @@ def select(candidates: Candidates, *, interests: Compiled, model: Model, mix: fl
             if i not in taken and i not in ruled_out and i not in blocked:
                 item = candidates.items[i]
                 picks.append(Pick(i, str(item.get("arxiv_id")), _trend(item),
-                                  model.relevance(candidates.vectors[i]), also_trending=True))
+                                  model.relevance(candidates.vectors[i]) if model.weights else NEUTRAL_RELEVANCE,
+                                  also_trending=True))
     return picks
 
 

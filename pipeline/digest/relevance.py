@@ -89,18 +89,20 @@ class Corpus:
 class Example:
     vector: Vector
     label: int  # +1 or -1
+    ref: str = ""  # what it is: the arXiv id voted on, or "keyword:<mode>:<value>"
 
 
 def examples(corpus: Corpus, *, votes: Mapping[str, int], vectors: Mapping[str, Vector],
              interests: Iterable[Interest] = ()) -> list[Example]:
     """The reader's votes on papers that have a vector, and their keyword interests as documents."""
-    found = [Example(vectors[paper], 1 if value > 0 else -1) for paper, value in sorted(votes.items())
+    found = [Example(vectors[paper], 1 if value > 0 else -1, paper) for paper, value in sorted(votes.items())
              if paper in vectors and value]
     for interest in interests:
         if interest.kind is Kind.keyword:
             doc = [stem(w) for w in _WORD.findall(fold(interest.value)) if w not in STOP_WORDS]
             if doc:
-                found.append(Example(corpus.vector(doc), 1 if interest.mode is Mode.include else -1))
+                found.append(Example(corpus.vector(doc), 1 if interest.mode is Mode.include else -1,
+                                     f"keyword:{interest.mode.value}:{interest.value}"))
     return found
 
 
@@ -114,6 +116,7 @@ class Model:
 
     weights: Vector
     bias: float = 0.0
+    basis: tuple[tuple[str, float], ...] = ()  # (example ref, coefficient): the weights are Σ coefficient × vector
 
     def relevance(self, vector: Vector) -> float:
         return _sigmoid(self.bias + sum(self.weights.get(t, 0.0) * x for t, x in vector.items()))
@@ -142,7 +145,18 @@ def train(found: Sequence[Example], *, steps: int = STEPS, rate: float = RATE, p
     labels = [1.0 if ex.label > 0 else 0.0 for ex in found]
     coefficients = _descend(_gram(vectors), labels, steps=steps, rate=rate, penalty=penalty)
     # The bias only says how many votes were "more": it must not lift or sink papers that share no word.
-    return Model(_combined(vectors, coefficients), 0.0)
+    return Model(_combined(vectors, coefficients), 0.0, tuple((ex.ref, a) for ex, a in zip(found, coefficients,
+                                                                                            strict=True)))
+
+
+def from_basis(basis: Iterable[Sequence[Any]], found: Sequence[Example]) -> Model:
+    """A model kept from an earlier training (its ``basis``), over the examples' vectors as they are today;
+    refs without an example today (a paper no longer stored) drop out."""
+    by_ref = {ex.ref: ex.vector for ex in found}
+    pairs = [(str(ref), float(a)) for ref, a in basis if ref in by_ref]
+    if not pairs:
+        return NEUTRAL
+    return Model(_combined([by_ref[ref] for ref, _ in pairs], [a for _, a in pairs]), 0.0, tuple(pairs))
 
 
 def _dot(u: Vector, v: Vector) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter
 from fastapi.responses import Response
 from sqlalchemy.orm import load_only
@@ -21,7 +23,7 @@ router = APIRouter()
 
 FEED_SIZE = 20  # issues per feed: about two weeks of dailies and their weeklies
 # The mail's HTML and text are most of an issue's row, and a feed shows neither: not loaded at all.
-FEED_COLUMNS = [getattr(Issue, name) for name in ("date", "edition", "size", "items", "send_started_at")]
+FEED_COLUMNS = [getattr(Issue, name) for name in ("date", "edition", "size", "items", "catch_up", "send_started_at")]
 
 
 def feed_info(settings: Settings, feed_path: str, *, title: str | None = None) -> feeds.FeedInfo:
@@ -46,10 +48,13 @@ def latest_entries(session: Session, settings: Settings, *, limit: int = FEED_SI
     return [issue_entry(settings, issue, size=issue.size) for issue in issues]
 
 
-def issue_entry(settings: Settings, issue: Issue, *, size: int) -> feeds.FeedEntry:
-    """An issue as a feed entry showing its first ``size`` papers (the default size, or a reader's own)."""
+def issue_entry(settings: Settings, issue: Issue, *, size: int,
+                picks: Sequence[int] | None = None) -> feeds.FeedEntry:
+    """An issue as a feed entry showing its first ``size`` papers (the default size, or a reader's own), or the
+    candidates ``picks`` names, in that order (a reader's own selection)."""
     assert issue.send_started_at is not None  # only issues that went out are in a feed
-    shown = issue.items[:size]
+    pool = issue.items if picks is None else issue.pool
+    shown = pool[:size] if picks is None else [pool[i] for i in picks if 0 <= i < len(pool)]
     heading = issue_heading(issue.date, issue.edition)
     top = paper_view(shown[0])["title"] if shown else None
     return feeds.FeedEntry(

@@ -51,7 +51,10 @@ FIELD_MESSAGES = {
     "weekday": "The day the weekly mail arrives must be one of Monday to Sunday.",
     "frequency": "How often must be daily or weekly.",
     "paused": "Pause must be on or off.",
+    "mix": "Choose how your papers are ordered: mostly trending, balanced or mostly for you.",
+    "send_anyway": "“Send the trending papers anyway” must be on or off.",
 }
+MIXES = (("20", "Mostly trending"), ("50", "Balanced"), ("80", "Mostly for me"))
 
 FormField = Annotated[str | None, Form()]
 
@@ -117,7 +120,7 @@ def resubscribe_action(request: Request, token: str, session: SessionDep, settin
 
 def _form_values(prefs: Preferences) -> dict[str, object]:
     return {"paused": prefs.paused, "frequency": prefs.frequency.value, "weekday": str(prefs.weekday),
-            "digest_size": str(prefs.digest_size)}
+            "digest_size": str(prefs.digest_size), "mix": str(prefs.mix), "send_anyway": prefs.send_anyway}
 
 
 def _preferences_page(request: Request, settings: Settings, session: Session, subscriber: Subscriber, *,
@@ -134,7 +137,7 @@ def _preferences_page(request: Request, settings: Settings, session: Session, su
                  for i in reader_interests.load(subscriber.topics)]
     return page(request, "preferences.html", status_code=status, headers=NO_STORE, email=subscriber.email,
                 subscriber_status=subscriber.status.value, form=form, errors=errors or [], saved=saved,
-                min_size=MIN_DIGEST_SIZE, max_size=MAX_DIGEST_SIZE, interests=interests,
+                min_size=MIN_DIGEST_SIZE, max_size=MAX_DIGEST_SIZE, mixes=MIXES, interests=interests,
                 interest_form=interest_form or NEW_INTEREST, interest_errors=interest_errors or [],
                 interest_notice=interest_notice, kind_names={k.value: name for k, name in KIND_NAMES.items()},
                 max_interests=MAX_INTERESTS, max_value_chars=MAX_VALUE_CHARS, votes_total=votes_total,
@@ -160,20 +163,24 @@ def preferences_save(
     frequency: FormField = None,
     weekday: FormField = None,
     digest_size: FormField = None,
+    mix: FormField = None,
+    send_anyway: FormField = None,
 ) -> HTMLResponse:
-    """Validate through ``Preferences``; a field left out keeps its value, an unchecked box means not paused."""
+    """Validate through ``Preferences``; a field left out keeps its value, an unchecked box means off."""
     subscriber = subscriber_for(session, settings, purpose=Purpose.preferences, token=token)
     current = Preferences.of(subscriber, default_size=settings.digest_size)
-    submitted = {"frequency": frequency, "weekday": weekday, "digest_size": digest_size}
+    submitted = {"frequency": frequency, "weekday": weekday, "digest_size": digest_size, "mix": mix}
     raw: dict[str, object] = {**current.model_dump(), **{k: v.strip() for k, v in submitted.items() if v is not None}}
-    raw["paused"] = paused is not None and paused.strip() != "" and paused  # browsers omit an unchecked box
+    for box, value in (("paused", paused), ("send_anyway", send_anyway)):
+        raw[box] = value is not None and value.strip() != "" and value  # browsers omit an unchecked box
     try:
         prefs = Preferences.model_validate(raw)
     except ValidationError as exc:
         fields = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
         errors = [message for name, message in FIELD_MESSAGES.items() if name in fields]
         errors = errors or ["Those preferences could not be saved: please check each field."]
-        form = {**{k: str(v) for k, v in raw.items()}, "paused": bool(raw["paused"])}  # shown back as typed
+        form = {**{k: str(v) for k, v in raw.items()}, "paused": bool(raw["paused"]),
+                "send_anyway": bool(raw["send_anyway"])}  # shown back as typed
         return _preferences_page(request, settings, session, subscriber, form=form, status=400, errors=errors)
     update_preferences(session, uid=subscriber.uid, prefs=prefs, now=utcnow())
     session.commit()

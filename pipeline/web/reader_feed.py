@@ -16,6 +16,7 @@ from pipeline.audience.tokens import Purpose, Signer
 from pipeline.compose import feeds
 from pipeline.compose import links as paths
 from pipeline.models import Delivery, DeliveryStatus, Issue, Subscriber, utcnow
+from pipeline.models import Selection as SelectionRow
 from pipeline.settings import Settings
 from pipeline.web.deps import SessionDep, SettingsDep
 from pipeline.web.feeds import FEED_COLUMNS, feed_info, issue_entry
@@ -39,16 +40,18 @@ def reader_for(session: Session, settings: Settings, token: str) -> Subscriber:
 
 
 def sent_to(session: Session, settings: Settings, reader: Subscriber, *, limit: int = FEED_SIZE) -> list[feeds.FeedEntry]:
-    """The issues sent to ``reader``, newest first, each with as many papers as their copy had."""
+    """The issues sent to ``reader``, newest first, each with the papers their copy had."""
     rows = session.exec(
-        select(Issue, Delivery.size).options(load_only(*FEED_COLUMNS))
+        select(Issue, Delivery.size, SelectionRow.picks).options(load_only(*FEED_COLUMNS))
         .join(Delivery, col(Delivery.issue_id) == col(Issue.id))
+        .outerjoin(SelectionRow, col(SelectionRow.id) == col(Delivery.selection_id))
         .where(Delivery.subscriber_id == reader.id, Delivery.status == DeliveryStatus.sent,
                col(Issue.send_started_at).is_not(None))
         .order_by(col(Issue.send_started_at).desc(), col(Issue.id).desc())
         .limit(limit)
     ).all()
-    return [issue_entry(settings, issue, size=size) for issue, size in rows]
+    return [issue_entry(settings, issue, size=size, picks=None if picks is None else [p["index"] for p in picks])
+            for issue, size, picks in rows]
 
 
 @router.get(paths.READER_FEED, response_class=Response, responses=READER_FEED)

@@ -7,7 +7,7 @@ import datetime as dt
 import re
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from pipeline import service
 from pipeline.audience.subscribers import remove_subscribers
@@ -143,15 +143,23 @@ def test_an_unsubscribed_reader_can_still_vote_and_stays_unsubscribed(client, cf
     assert [v["subscriber_id"] for v in votes(cfg)] == [gone.id]
 
 
-def test_erasing_a_subscriber_deletes_their_votes(client, cfg, reader):
+def test_erasing_a_subscriber_deletes_their_votes_and_their_model(client, cfg, reader):
+    from pipeline.models import ReaderModel
+
     other = add(cfg, "other@example.org")
     client.post(link(cfg, reader.uid), data={"paper": PAPER, "vote": "more"})
     client.post(link(cfg, other.uid), data={"paper": PAPER, "vote": "less"})
+    with Session(service.engine(cfg)) as session:
+        for sub in (reader, other):
+            session.add(ReaderModel(subscriber_id=sub.id, key="0" * 64, basis=[[PAPER, 0.5]]))
+        session.commit()
     with Session(service.engine(cfg)) as session:
         assert remove_subscribers(session, emails=["reader@example.org"]) == (["reader@example.org"], [])
         session.commit()
     assert get(cfg, "reader@example.org") is None
     assert [v["subscriber_id"] for v in votes(cfg)] == [other.id]
+    with Session(service.engine(cfg)) as session:
+        assert session.exec(select(ReaderModel.subscriber_id)).all() == [other.id]
     r = client.post(link(cfg, reader.uid), data={"paper": PAPER, "vote": "more"})  # the old link names nobody
     assert r.status_code == 400 and GENERIC_BAD_LINK in r.text
     assert [v["subscriber_id"] for v in votes(cfg)] == [other.id]

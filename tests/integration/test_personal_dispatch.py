@@ -136,3 +136,134 @@ def test_a_vote_through_the_link_in_the_mail_changes_the_next_digest(cfg, smtp_s
 def items_after_build(cfg) -> dict[str, dict]:
     service.build(cfg, day=DAY)
     return items(cfg)
+
+
+def test_a_readers_model_is_kept_and_trained_again_only_when_their_votes_change(cfg, monkeypatch):
+    from sqlalchemy import text
+
+    from pipeline.delivery import selections
+    from pipeline.models import ReaderModel, Vote, utcnow
+
+    service.ingest(cfg, day=DAY, source="sample")
+    uid = reader(cfg, "voter@example.org", mix=100, interests=[("keyword", "video")])
+    ranked = list(items_after_build(cfg))
+    with Session(service.engine(cfg)) as session:
+        sub = session.exec(select(Subscriber).where(Subscriber.uid == uid)).one()
+        session.add(Vote(subscriber_id=sub.id, arxiv_id=ranked[20], value=1))
+        session.commit()
+    trained = []
+    real_train = selections.train
+    monkeypatch.setattr(selections, "train", lambda found: trained.append(len(found)) or real_train(found))
+
+    def assign_again():
+        with Session(service.engine(cfg)) as session:
+            issue = session.exec(select(Issue)).one()
+            session.execute(text("UPDATE delivery SET selection_id = NULL, status = 'pending'"))
+            selections.assign(session, issue=issue, now=utcnow())
+            session.commit()
+            picks = session.exec(select(Selection.picks).join(Delivery, Delivery.selection_id == Selection.id)).one()
+            return [p["index"] for p in picks]
+
+    service.start_sending(cfg, day=DAY)
+    assert trained == [2]  # one vote and one keyword interest
+    with Session(service.engine(cfg)) as session:
+        (kept,) = session.exec(select(ReaderModel)).all()
+        first = session.exec(select(Selection.picks).join(Delivery, Delivery.selection_id == Selection.id)).one()
+    assert [ref for ref, _ in kept.basis] == [ranked[20], "keyword:include:video"]
+    assert assign_again() == [p["index"] for p in first] and trained == [2]  # kept: not trained again
+    with Session(service.engine(cfg)) as session:
+        session.add(Vote(subscriber_id=kept.subscriber_id, arxiv_id=ranked[0], value=-1))
+        session.commit()
+    assign_again()
+    assert trained == [2, 3]
+
+
+def store_earlier_day(cfg, day) -> None:
+    """The sample's papers once more, as another day's list under other ids and titles."""
+    import dataclasses
+    import datetime as dt
+
+    from pipeline.db.engine import session_scope
+    from pipeline.ingest import files
+    from pipeline.ingest.store import store_papers
+
+    back = DAY - day
+    for snapshot in files.sample_files():
+        parsed = files.parse_file(snapshot, day=DAY)
+        papers = [dataclasses.replace(p, arxiv_id=f"2503.9{n:04d}", title=f"Earlier: {p.title}", listed_on=day,
+                                      submitted_at=p.submitted_at - back if p.submitted_at else None)
+                  for n, p in enumerate(parsed.papers)]
+        fetched = (files.fetched_at_from_name(snapshot) or dt.datetime(2025, 3, 21, 18, tzinfo=dt.UTC)) - back
+        with session_scope(service.engine(cfg)) as session:
+            store_papers(session, papers=papers, fetched_at=fetched)
+
+
+def send_day(cfg, day) -> None:
+    service.build(cfg, day=day)
+    issue_id, batches = service.start_sending(cfg, day=day)
+    for a, b in batches:
+        service.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+    service.finish(cfg, issue_id=issue_id)
+
+
+def test_a_reader_back_from_a_pause_gets_the_best_of_the_day_they_missed(cfg, smtp_server):
+    import datetime as dt
+
+    handler, _ = smtp_server
+    before = DAY - dt.timedelta(days=1)
+    store_earlier_day(cfg, before)
+    service.ingest(cfg, day=DAY, source="sample")
+    reader(cfg, "stayed@example.org")
+    back = reader(cfg, "back@example.org", paused=True)
+    send_day(cfg, before)
+    assert [m.rcpt[0] for m in handler.messages] == ["stayed@example.org"]
+    with Session(service.engine(cfg)) as session:
+        sub = session.exec(select(Subscriber).where(Subscriber.uid == back)).one()
+        sub.paused = False
+        session.add(sub)
+        session.commit()
+    handler.messages.clear()
+    send_day(cfg, DAY)
+
+    with Session(service.engine(cfg)) as session:
+        issue = session.exec(select(Issue).where(Issue.date == DAY)).one()
+        earlier = session.exec(select(Issue).where(Issue.date == before)).one()
+    assert [item["arxiv_id"] for item in issue.catch_up] == [item["arxiv_id"] for item in earlier.items[:10]]
+    assert {item["carried_from"] for item in issue.catch_up} == {before.isoformat()}
+    got = received(handler)
+    stayed, caught_up = papers(got["stayed@example.org"]), papers(got["back@example.org"])
+    assert stayed == [item["arxiv_id"] for item in issue.items[:10]]  # got yesterday's: nothing again
+    carried = {item["arxiv_id"] for item in issue.catch_up}
+    assert 0 < len(set(caught_up) & carried) < 10 and len(caught_up) == 10
+    pool = {item["arxiv_id"]: item for item in issue.pool}
+    assert [pool[a]["score"] for a in caught_up] == sorted((pool[a]["score"] for a in caught_up), reverse=True)
+    text = " ".join(got["back@example.org"].get_body(("plain",)).get_content().split())
+    assert "Earlier: " in text and f"Listed {before:%-d %b %Y}" in text
+
+
+def test_papers_sent_in_an_earlier_issue_are_not_sent_again(cfg, smtp_server):
+    import datetime as dt
+
+    from pipeline.models import Edition, Frequency
+
+    handler, _ = smtp_server
+    service.ingest(cfg, day=DAY, source="sample")
+    uid = reader(cfg, "switcher@example.org")
+    send(cfg)
+    daily = papers(received(handler)["switcher@example.org"])
+    with Session(service.engine(cfg)) as session:  # now weekly, on the day this week's issue goes out
+        sub = session.exec(select(Subscriber).where(Subscriber.uid == uid)).one()
+        sub.frequency, sub.weekday = Frequency.weekly, (DAY + dt.timedelta(days=1)).weekday()
+        session.add(sub)
+        session.commit()
+    handler.messages.clear()
+    service.build(cfg, day=DAY, edition=Edition.weekly)
+    issue_id, batches = service.start_sending(cfg, day=DAY, edition=Edition.weekly)
+    for a, b in batches:
+        service.send_range(cfg, issue_id=issue_id, after_id=a, upto_id=b)
+    weekly = papers(received(handler)["switcher@example.org"])
+    with Session(service.engine(cfg)) as session:
+        week = session.exec(select(Issue).where(Issue.edition == Edition.weekly)).one()
+    ranked = [item["arxiv_id"] for item in week.items]
+    assert len(weekly) == 10 and not set(weekly) & set(daily)  # the week's best they have not had yet
+    assert weekly == [aid for aid in ranked if aid not in daily][:10]

@@ -77,3 +77,25 @@ def test_an_address_that_names_no_reader_answers_404(client, cfg):
         remove_subscribers(session, emails=[emails[0]])
         session.commit()
     assert client.get(path).status_code == 404
+
+
+def test_a_personal_readers_feed_holds_their_own_papers(client, cfg):
+    from pipeline.audience.interests import Interest, dump, match
+
+    emails = prepare(cfg, n=1)
+    with Session(service.engine(cfg)) as session:
+        sub = session.exec(select(Subscriber).where(Subscriber.email == emails[0])).one()
+        sub.topics = dump([Interest.parse("keyword", "video")])
+        session.add(sub)
+        session.commit()
+    send_all(cfg)
+    with Session(service.engine(cfg)) as session:
+        issue = session.exec(select(Issue)).one()
+    video = [Interest.parse("keyword", "video")]
+    theirs = [item for item in issue.items if match(item, video)][:10]
+    others = [item for item in issue.items[:issue.size] if not match(item, video)]
+    assert len(theirs) >= 3 and others
+    (entry,) = feedparser.parse(client.get(feed_path(client, cfg, emails[0])).content).entries
+    content = entry.content[0].value
+    assert all(item["title"] in content for item in theirs)
+    assert not any(item["title"] in content for item in others)

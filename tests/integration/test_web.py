@@ -456,6 +456,20 @@ def test_preferences_are_saved(client, cfg):
     assert (saved.paused, saved.frequency, saved.digest_size) == (False, Frequency.daily, 25)
 
 
+def test_the_order_and_the_empty_day_preferences_are_saved(client, cfg):
+    sub = add(cfg, "mix@example.org")
+    path = f"/p/{token(cfg, Purpose.preferences, sub.uid)}"
+    page = client.get(path).text
+    assert '<option value="50" selected>Balanced</option>' in page and 'name="send_anyway" value="on">' in page
+    r = client.post(path, data={"mix": "80", "send_anyway": "on", "frequency": "daily", "digest_size": "10"})
+    assert r.status_code == 200 and "Saved." in r.text
+    saved = get(cfg, "mix@example.org")
+    assert (saved.mix, saved.send_anyway) == (80, True)
+    assert '<option value="80" selected>Mostly for me</option>' in r.text and 'name="send_anyway" value="on" checked' in r.text
+    r = client.post(path, data={"mix": "20", "frequency": "daily", "digest_size": "10"})  # the box left unchecked
+    assert (get(cfg, "mix@example.org").mix, get(cfg, "mix@example.org").send_anyway) == (20, False)
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
@@ -465,6 +479,8 @@ def test_preferences_are_saved(client, cfg):
         ("weekday", "7", "must be one of Monday to Sunday"),
         ("weekday", "-1", "must be one of Monday to Sunday"),
         ("frequency", "hourly", "How often must be daily or weekly"),
+        ("mix", "101", "Choose how your papers are ordered"),
+        ("mix", "lots", "Choose how your papers are ordered"),
     ],
 )
 def test_bad_preferences_are_refused_with_a_clear_message(client, cfg, field, value, message):

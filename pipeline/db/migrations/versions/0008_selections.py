@@ -1,6 +1,8 @@
-"""Personal digests at bulk speed: issue.blocks (every candidate's card, rendered once), the selection
-table (one row per distinct choice of papers, shared by its deliveries), delivery.selection_id, and the
-reader's subscriber.mix and subscriber.send_anyway. issuevariant goes: a size is a selection now.
+"""Personal digests at bulk speed: issue.blocks (every candidate's card, rendered once), issue.catch_up
+(the best of the week's earlier dailies, for readers back from a pause), the selection
+table (one row per distinct choice of papers, shared by its deliveries), delivery.selection_id, the
+reader's subscriber.mix and subscriber.send_anyway, and readermodel (each reader's relevance model, kept
+until their votes change). issuevariant goes: a size is a selection now.
 
 Revision ID: 0008
 Revises: 0007
@@ -19,6 +21,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('readermodel',
+    sa.Column('subscriber_id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=64), nullable=False),
+    sa.Column('basis', sa.JSON(), nullable=False),
+    sa.Column('trained_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['subscriber_id'], ['subscriber.id'], ),
+    sa.PrimaryKeyConstraint('subscriber_id')
+    )
     op.create_table('selection',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('issue_id', sa.Integer(), nullable=False),
@@ -35,6 +45,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_selection_issue_id'), ['issue_id'], unique=False)
     with op.batch_alter_table('issue', schema=None) as batch_op:
         batch_op.add_column(sa.Column('blocks', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('catch_up', sa.JSON(), nullable=False, server_default='[]'))
     with op.batch_alter_table('delivery', schema=None) as batch_op:
         batch_op.add_column(sa.Column('selection_id', sa.Integer(), nullable=True))
         batch_op.create_foreign_key('fk_delivery_selection_id_selection', 'selection', ['selection_id'], ['id'])
@@ -67,7 +78,9 @@ def downgrade() -> None:
         batch_op.drop_constraint('fk_delivery_selection_id_selection', type_='foreignkey')
         batch_op.drop_column('selection_id')
     with op.batch_alter_table('issue', schema=None) as batch_op:
+        batch_op.drop_column('catch_up')
         batch_op.drop_column('blocks')
     with op.batch_alter_table('selection', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_selection_issue_id'))
     op.drop_table('selection')
+    op.drop_table('readermodel')
