@@ -125,10 +125,6 @@ def qp_body(body: str) -> list[Segment]:
     return out
 
 
-def _qp_part(content_type: str, body: str) -> list[Segment]:
-    return [part_head(content_type), *qp_body(body), CRLF]
-
-
 def head_segments(*, subject: str, sender: Address, list_id: str, list_name: str, archive_url: str,
                   date: datetime, boundary: str) -> list[Segment]:
     """The message's header fields, its per-subscriber ones as slots. ``subject`` and ``list_name`` must
