@@ -92,8 +92,14 @@ def assign(session: Session, *, issue: Issue, now: dt.datetime) -> Assigned:
     items, pool = issue.items, issue.pool
     readers = _readers(session, issue.id, {sid: size for _, sid, size in rows})
     votes = _votes(session, issue.id)
-    sent = _sent_before(session, issue=issue, now=now)
+    # What was sent before: of today's own papers, for everyone; of the carried ones, only for the readers who
+    # may get them (the rest never do, and yesterday's top ten was sent to nearly everyone).
+    sent = _sent_before(session, issue=issue, papers={str(item.get("arxiv_id")) for item in items})
     missed = _missed(session, issue)
+    if missed:
+        carried_ids = {str(item.get("arxiv_id")) for item in issue.catch_up}
+        for sid, found in _sent_before(session, issue=issue, papers=carried_ids, readers=sorted(missed)).items():
+            sent[sid].update(found)
     carried: dict[str, list[int]] = defaultdict(list)  # a missed day's papers, by the day's issue
     for i in range(len(items), len(pool)):
         carried[str(pool[i].get("carried_from"))].append(i)
@@ -123,7 +129,7 @@ def assign(session: Session, *, issue: Issue, now: dt.datetime) -> Assigned:
         report.personal += 1
         if not picks:
             continue
-        selection = tuple(Chosen(p.index, p.matched, p.also_trending) for p in picks)
+        selection = tuple(Chosen(p.index, personal.reason(p, reader.mix), p.also_trending) for p in picks)
         chosen[delivery_id] = selection
         if selection != top(size):
             is_personal.add(selection)
@@ -202,21 +208,25 @@ def _votes(session: Session, issue_id: int) -> dict[int, dict[str, int]]:
     return votes
 
 
-def _sent_before(session: Session, *, issue: Issue, now: dt.datetime) -> dict[int, dict[str, float]]:
-    """Per reader, the papers among this issue's candidates sent to them lately, with their trend score then."""
-    pool = {str(item.get("arxiv_id")) for item in issue.pool}
+def _sent_before(session: Session, *, issue: Issue, papers: set[str],
+                 readers: Sequence[int] | None = None) -> dict[int, dict[str, float]]:
+    """Per reader (of ``readers``, or anyone), which of ``papers`` were sent to them lately, with their trend
+    score then."""
     since = issue.date - dt.timedelta(days=HISTORY_DAYS)
     recent = session.exec(select(SelectionRow.id, SelectionRow.papers).join(Issue, col(Issue.id) == col(SelectionRow.issue_id))
                           .where(Issue.date >= since, col(Issue.id) != issue.id)).all()
-    overlapping = {sid: {p[0]: float(p[1]) for p in papers if p[0] in pool} for sid, papers in recent}
-    overlapping = {sid: papers for sid, papers in overlapping.items() if papers}
+    overlapping = {sid: {p[0]: float(p[1]) for p in found if p[0] in papers} for sid, found in recent}
+    overlapping = {sid: found for sid, found in overlapping.items() if found and sid is not None}
     sent: dict[int, dict[str, float]] = defaultdict(dict)
-    for chunk in _chunks([sid for sid in overlapping if sid is not None]):
-        found = session.exec(select(Delivery.subscriber_id, Delivery.selection_id).where(
-            col(Delivery.selection_id).in_(chunk), Delivery.status == DeliveryStatus.sent)).all()
-        for subscriber_id, selection_id in found:
-            for arxiv_id, score in overlapping[selection_id].items():
-                sent[subscriber_id][arxiv_id] = max(score, sent[subscriber_id].get(arxiv_id, 0.0))
+    for chunk in _chunks(list(overlapping)):  # type: ignore[arg-type]
+        for people in [None] if readers is None else _chunks(readers):
+            query = select(Delivery.subscriber_id, Delivery.selection_id).where(
+                col(Delivery.selection_id).in_(chunk), Delivery.status == DeliveryStatus.sent)
+            if people is not None:
+                query = query.where(col(Delivery.subscriber_id).in_(people))
+            for subscriber_id, selection_id in session.exec(query).all():
+                for arxiv_id, score in overlapping[selection_id].items():
+                    sent[subscriber_id][arxiv_id] = max(score, sent[subscriber_id].get(arxiv_id, 0.0))
     return sent
 
 

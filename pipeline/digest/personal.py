@@ -13,7 +13,8 @@ Pure: the candidates are an issue's frozen items, ranked by trend score, each wi
     among       the candidates open to this reader: by default the day's own; a reader back from a pause
                 also gets the best of the days they missed (the issue carries them)
 
-Each pick says why it is there: the interests it matched and the words the model liked in it.
+Each pick says why it is there: the interests it matched and the words the model liked in it
+(``reason``: what its card's why line says before the trend).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pipeline.audience.interests import Compiled, match, prepare
-from pipeline.digest.relevance import NEUTRAL, Corpus, Model, Vector, blend, words
+from pipeline.digest.relevance import NEUTRAL, Corpus, Model, Vector, blend, surface_forms, words
 
 MIN_MATCHES = 3
 NEUTRAL_RELEVANCE = NEUTRAL.relevance({})  # what a model that knows nothing says of any paper: 0.5
@@ -36,7 +37,7 @@ class Pick:
     score: float  # the blend the order is by
     relevance: float
     matched: str | None = None  # "matches diffusion", from the interests
-    because: tuple[str, ...] = ()  # the words the reader's model liked in it
+    because: tuple[str, ...] = ()  # the words the reader's model liked in it, as the paper writes them
     also_trending: bool = False  # not theirs, but trending: topping up a digest with too few matches
 
 
@@ -47,6 +48,7 @@ class Candidates:
         self.items = list(items)
         self.keys = [prepare(item) for item in self.items]
         documents = [words(item) for item in self.items]
+        self.surface = [surface_forms(item) for item in self.items]
         self.corpus = Corpus(documents)
         self.vectors: list[Vector] = [self.corpus.vector(doc) for doc in documents]
         self.best = max((_trend(item) for item in self.items), default=0.0)
@@ -82,8 +84,9 @@ def select(candidates: Candidates, *, interests: Compiled, model: Model, mix: fl
         kept.append(Pick(i, arxiv_id, blend(_trend(item), candidates.best, relevance, mix), relevance, found.why))
     kept.sort(key=lambda p: (-round(p.score, 9), p.index))
     # Why the model liked it, for the picks only (the words are sorted per paper).
-    picks = [replace(p, because=tuple(model.because(candidates.vectors[p.index]))) if model.weights else p
-             for p in kept[:size]]
+    picks = [replace(p, because=tuple(candidates.surface[p.index].get(stemmed, stemmed)
+                                      for stemmed in model.because(candidates.vectors[p.index])))
+             if model.weights else p for p in kept[:size]]
     if not picks and not send_anyway:
         return []
     if len(picks) < min(MIN_MATCHES, size):
@@ -99,6 +102,18 @@ def select(candidates: Candidates, *, interests: Compiled, model: Model, mix: fl
     return picks
 
 
+def reason(pick: Pick, mix: float) -> str | None:
+    """What the pick's why line says before the trend: the interests it matched, else, when the reader's votes
+    lifted it, the words their model liked in it ("close to what you liked: diffusion, video"); None when
+    neither (the trend alone put it there)."""
+    if pick.matched or pick.also_trending:
+        return pick.matched
+    if pick.because and mix > 0 and pick.relevance > LIKED:
+        return f"close to what you liked: {', '.join(pick.because)}"
+    return None
+
+
+LIKED = 0.55  # the reader's model thinks the paper is theirs: clearly above the 0.5 of knowing nothing
 REPEAT_FACTOR = 2.0
 
 

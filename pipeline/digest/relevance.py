@@ -21,6 +21,7 @@ A reader's digest blends it with the trend score: ``blend(trend, relevance, mix)
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import Counter
@@ -50,14 +51,36 @@ TOP_REASONS = 2
 
 def words(paper: Mapping[str, Any]) -> list[str]:
     """The stemmed topic words of a frozen item (title and keywords count twice)."""
+    return [s for w in _WORD.findall(fold(_joined(paper))) if w not in STOP_WORDS and (s := stem(w)) not in STOP_WORDS]
+
+
+def surface_forms(paper: Mapping[str, Any]) -> dict[str, str]:
+    """Each stem of :func:`words` with the word it first stands for in the paper ("diffus" → "diffusion"),
+    for telling a reader which words their model liked."""
+    forms: dict[str, list[str]] = {}
+    for written in _WORD.findall(_joined(paper)):
+        folded = _WORD.findall(fold(written))
+        for word in folded:
+            if word not in STOP_WORDS and (stemmed := stem(word)) not in STOP_WORDS:
+                forms.setdefault(stemmed, []).append(written if len(folded) == 1 else word)
+    return {stemmed: _readable(found) for stemmed, found in forms.items()}
+
+
+def _readable(forms: Sequence[str]) -> str:
+    """A word as a sentence would write it: as an acronym or a name is written if the paper writes it so
+    ("QMoE", "DiT"), else in lower case ("Trillion" in a title is "trillion")."""
+    marked = next((f for f in forms if any(c.isupper() for c in f[1:])), None)
+    return marked if marked is not None else next((f for f in forms if f.islower()), forms[0].lower())
+
+
+def _joined(paper: Mapping[str, Any]) -> str:
     def text(key: str) -> str:
         value = paper.get(key)
         return value if isinstance(value, str) else ""
 
     keywords = " ".join(k for k in paper.get("keywords") or () if isinstance(k, str))
     body = text("summary") or text("abstract")
-    joined = " ".join((text("title"), text("title"), body, keywords, keywords))
-    return [s for w in _WORD.findall(fold(joined)) if w not in STOP_WORDS and (s := stem(w)) not in STOP_WORDS]
+    return " ".join((text("title"), text("title"), body, keywords, keywords))
 
 
 Vector = dict[str, float]
@@ -119,12 +142,13 @@ class Model:
     basis: tuple[tuple[str, float], ...] = ()  # (example ref, coefficient): the weights are Σ coefficient × vector
 
     def relevance(self, vector: Vector) -> float:
-        return _sigmoid(self.bias + sum(self.weights.get(t, 0.0) * x for t, x in vector.items()))
+        return _sigmoid(self.bias + sum(map(mul, map(self.weights.get, vector, repeat(0.0)), vector.values())))
 
     def because(self, vector: Vector, limit: int = TOP_REASONS) -> list[str]:
         """The words that raise this paper's relevance most, strongest first (stems, as the model sees them)."""
-        pushes = sorted(((self.weights.get(t, 0.0) * x, t) for t, x in vector.items()), reverse=True)
-        return [t for push, t in pushes[:limit] if push > 0]
+        pushes = heapq.nlargest(limit, zip(map(mul, map(self.weights.get, vector, repeat(0.0)), vector.values()),
+                                           vector))
+        return [t for push, t in pushes if push > 0]
 
 
 NEUTRAL = Model({})

@@ -131,6 +131,9 @@ def test_a_vote_through_the_link_in_the_mail_changes_the_next_digest(cfg, smtp_s
     assert papers(got["plain@example.org"]) == ranked[:10]
     voted = papers(got["voter@example.org"])
     assert liked in voted and ranked[0] not in voted and len(voted) == 10
+    text = " ".join(got["voter@example.org"].get_body(("plain",)).get_content().split())
+    assert "Why it's here: close to what you liked: " in text  # the words their model liked, as written
+    assert "Why it's here" not in " ".join(got["plain@example.org"].get_body(("plain",)).get_content().split())
 
 
 def items_after_build(cfg) -> dict[str, dict]:
@@ -206,8 +209,10 @@ def send_day(cfg, day) -> None:
     service.finish(cfg, issue_id=issue_id)
 
 
-def test_a_reader_back_from_a_pause_gets_the_best_of_the_day_they_missed(cfg, smtp_server):
+def test_a_reader_back_from_a_pause_gets_the_best_of_the_day_they_missed(cfg, smtp_server, monkeypatch):
     import datetime as dt
+
+    from pipeline.delivery import selections
 
     handler, _ = smtp_server
     before = DAY - dt.timedelta(days=1)
@@ -223,7 +228,12 @@ def test_a_reader_back_from_a_pause_gets_the_best_of_the_day_they_missed(cfg, sm
         session.add(sub)
         session.commit()
     handler.messages.clear()
+    chosen_one_by_one = []
+    real_select = selections.personal.select
+    monkeypatch.setattr(selections.personal, "select",
+                        lambda *a, **k: chosen_one_by_one.append(k["among"]) or real_select(*a, **k))
     send_day(cfg, DAY)
+    assert len(chosen_one_by_one) == 1  # only the reader back from the pause: the other gets the shared top ten
 
     with Session(service.engine(cfg)) as session:
         issue = session.exec(select(Issue).where(Issue.date == DAY)).one()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.audience.interests import Interest, Kind, Mode, compile_interests
-from pipeline.digest.personal import Candidates, select
+from pipeline.digest.personal import Candidates, reason, select
 from pipeline.digest.relevance import NEUTRAL, examples, train
 from tests.unit.test_render import sample_items
 
@@ -41,6 +41,12 @@ def test_too_few_matches_are_topped_up_from_the_trend_but_never_with_an_excluded
     assert not set(ids(picks)) & set(DIFFUSION)
 
 
+def stem_of_each(words_):
+    from pipeline.words import stem
+
+    return {stem(w) for w in words_}
+
+
 def model_for(votes):
     vectors = {i["arxiv_id"]: v for i, v in zip(ITEMS, CANDIDATES.vectors, strict=True)}
     return train(examples(CANDIDATES.corpus, votes=votes, vectors=vectors))
@@ -54,7 +60,10 @@ def test_votes_move_the_order_more_the_more_the_reader_asks_for_it():
     assert places[0.0] == GLOBAL.index(liked)  # "mostly trending" at its end: the global order
     assert places[0.0] > places[0.5] > places[0.8] >= places[1.0] == 0
     top = select(CANDIDATES, interests=EVERYTHING, model=model, mix=1.0, size=1)[0]
-    assert top.because and all(word in CANDIDATES.vectors[top.index] for word in top.because)
+    text = (ITEMS[top.index]["title"] + " " + ITEMS[top.index]["summary"]).lower()
+    assert top.because and all(word.lower() in text for word in top.because)  # words as the paper writes them
+    assert stem_of_each(top.because) <= set(CANDIDATES.vectors[top.index])
+    assert reason(top, 1.0) == f"close to what you liked: {', '.join(top.because)}" and reason(top, 0.0) is None
     disliked = ids(select(CANDIDATES, interests=EVERYTHING, model=model_for({GLOBAL[0]: -1}), mix=1.0, size=25))
     assert disliked[-1] == GLOBAL[0]
 
