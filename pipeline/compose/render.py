@@ -193,12 +193,11 @@ def render_blocks(items: Sequence[dict[str, Any]], *, ctx: DigestContext,
     )
 
 
-def render_digest(items: Sequence[dict[str, Any]], *, ctx: DigestContext, templates_dir: Path | None = None,
-                  selection: Selection | None = None) -> RenderedIssue:
-    """The issue as one reader's selection gets it (by default the global digest of all ``items``): subject,
-    inlined HTML and plain text, with the subscriber slots intact, joined from :func:`render_blocks`."""
-    subject, html, text = render_blocks(items, ctx=ctx, templates_dir=templates_dir).joined(
-        top(len(items)) if selection is None else selection)
+def render_digest(items: Sequence[dict[str, Any]], *, ctx: DigestContext,
+                  templates_dir: Path | None = None) -> RenderedIssue:
+    """The global digest of ``items``: subject, inlined HTML and plain text, with the subscriber slots intact,
+    joined from :func:`render_blocks` as every reader's digest is."""
+    subject, html, text = render_blocks(items, ctx=ctx, templates_dir=templates_dir).joined(top(len(items)))
     return RenderedIssue(subject=subject, html=html, text=text)
 
 

@@ -106,7 +106,6 @@ def assign(session: Session, *, issue: Issue, now: dt.datetime) -> Assigned:
     candidates: personal.Candidates | None = None
     models: _Models | None = None
     chosen: dict[int, Selection] = {}  # delivery id → selection; absent: nothing to send
-    is_personal: set[Selection] = set()
     for delivery_id, subscriber_id, size in rows:
         assert delivery_id is not None
         reader = readers[subscriber_id]
@@ -129,13 +128,10 @@ def assign(session: Session, *, issue: Issue, now: dt.datetime) -> Assigned:
         report.personal += 1
         if not picks:
             continue
-        selection = tuple(Chosen(p.index, personal.reason(p, reader.mix), p.also_trending) for p in picks)
-        chosen[delivery_id] = selection
-        if selection != top(size):
-            is_personal.add(selection)
+        chosen[delivery_id] = tuple(Chosen(p.index, personal.reason(p, reader.mix), p.also_trending) for p in picks)
     if models is not None:
         models.keep(now)
-    ids = _store(session, issue=issue, chosen=chosen, personal=is_personal)
+    ids = _store(session, issue=issue, chosen=chosen)
     by_selection: dict[int, list[int]] = defaultdict(list)
     for delivery_id, selection in chosen.items():
         by_selection[ids[selection]].append(delivery_id)
@@ -163,27 +159,27 @@ def selection_key(selection: Selection) -> str:
     return hashlib.sha256(json.dumps(picks_json(selection), separators=(",", ":")).encode()).hexdigest()
 
 
-def _store(session: Session, *, issue: Issue, chosen: dict[int, Selection],
-           personal: set[Selection]) -> dict[Selection, int]:
-    """The id of each distinct selection's row, made if new; each row's readers counted up."""
+def _store(session: Session, *, issue: Issue, chosen: dict[int, Selection]) -> dict[Selection, int]:
+    """The id of each distinct selection's row, the new ones inserted in one flush; each row's readers counted
+    up. A selection is personal when it is not the plain top of the ranking."""
     counts: dict[Selection, int] = defaultdict(int)
     for selection in chosen.values():
         counts[selection] += 1
     existing = {row.key: row for row in session.exec(select(SelectionRow).where(SelectionRow.issue_id == issue.id))}
     pool = issue.pool
-    ids: dict[Selection, int] = {}
+    rows: dict[Selection, SelectionRow] = {}
     for selection, readers in counts.items():
         key = selection_key(selection)
         row = existing.get(key)
         if row is None:
             row = SelectionRow(issue_id=issue.id, key=key, picks=picks_json(selection),  # type: ignore[arg-type]
                                papers=[[pool[c.index]["arxiv_id"], pool[c.index].get("score", 0.0)] for c in selection],
-                               personal=selection in personal)
+                               personal=selection != top(len(selection)))
         row.readers += readers
-        session.add(row)
-        session.flush()
-        ids[selection] = row.id  # type: ignore[assignment]
-    return ids
+        rows[selection] = row
+    session.add_all(rows.values())
+    session.flush()
+    return {selection: row.id for selection, row in rows.items()}  # type: ignore[misc]
 
 
 def _readers(session: Session, issue_id: int, sizes: dict[int, int]) -> dict[int, _Reader]:

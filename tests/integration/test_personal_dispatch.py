@@ -213,6 +213,7 @@ def test_a_reader_back_from_a_pause_gets_the_best_of_the_day_they_missed(cfg, sm
     import datetime as dt
 
     from pipeline.delivery import selections
+    from pipeline.models import Paper, utcnow
 
     handler, _ = smtp_server
     before = DAY - dt.timedelta(days=1)
@@ -227,6 +228,12 @@ def test_a_reader_back_from_a_pause_gets_the_best_of_the_day_they_missed(cfg, sm
         sub.paused = False
         session.add(sub)
         session.commit()
+    with Session(service.engine(cfg)) as session:  # one of yesterday's top papers is withdrawn since
+        gone_id = session.exec(select(Issue).where(Issue.date == before)).one().items[2]["arxiv_id"]
+        gone = session.exec(select(Paper).where(Paper.arxiv_id == gone_id)).one()
+        gone.withdrawn_at = utcnow()
+        session.add(gone)
+        session.commit()
     handler.messages.clear()
     chosen_one_by_one = []
     real_select = selections.personal.select
@@ -238,7 +245,8 @@ def test_a_reader_back_from_a_pause_gets_the_best_of_the_day_they_missed(cfg, sm
     with Session(service.engine(cfg)) as session:
         issue = session.exec(select(Issue).where(Issue.date == DAY)).one()
         earlier = session.exec(select(Issue).where(Issue.date == before)).one()
-    assert [item["arxiv_id"] for item in issue.catch_up] == [item["arxiv_id"] for item in earlier.items[:10]]
+    assert [item["arxiv_id"] for item in issue.catch_up] == [
+        item["arxiv_id"] for item in earlier.items[:10] if item["arxiv_id"] != gone_id]  # never a withdrawn one
     assert {item["carried_from"] for item in issue.catch_up} == {before.isoformat()}
     got = received(handler)
     stayed, caught_up = papers(got["stayed@example.org"]), papers(got["back@example.org"])
